@@ -1,0 +1,37 @@
+"""Short-lived HMAC tokens for URLs that our own origin serves."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+from django.conf import settings
+from django.utils.crypto import salted_hmac
+
+
+def _key() -> bytes:
+    if settings.VEZA_ORIGIN_TOKEN_KEY:
+        return str(settings.VEZA_ORIGIN_TOKEN_KEY).encode()
+    # Derived, so rotating SECRET_KEY also rotates origin tokens.
+    return salted_hmac("veza.origin-token", "key", algorithm="sha256").digest()
+
+
+def origin_token(path: str, expires: int) -> str:
+    """The token for `path` (a URL path, or a directory prefix ending in /)."""
+    mac = hmac.new(_key(), f"{path}\n{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def origin_token_valid(
+    path: str, expires: str | int, token: str, *, now: float | None = None
+) -> bool:
+    """True when `token` was made for `path` and `expires` has not passed."""
+    try:
+        expires_at = int(expires)
+    except (TypeError, ValueError):
+        return False
+    if expires_at < (time.time() if now is None else now):
+        return False
+    return hmac.compare_digest(origin_token(path, expires_at), token)

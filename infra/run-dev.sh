@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Start the embedded-defaults system: daphne (HTTP + websockets) and one task
+# worker, stopping both together on Ctrl-C. Called by `make run`.
+set -euo pipefail
+host=${1:-127.0.0.1}
+port=${2:-8000}
+bin=.venv/bin
+
+"$bin/python" manage.py db_worker &
+worker=$!
+trap 'kill "$worker" 2>/dev/null || true' EXIT INT TERM
+
+echo "Veza on http://$host:$port/  (API /api/v1/, admin /admin/, docs /api/docs/)"
+"$bin/daphne" -b "$host" -p "$port" veza.asgi:application

@@ -1,0 +1,175 @@
+"""Platform endpoints: auth tokens, errors, CORS, OpenAPI, health, metrics."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+from django.core.management import call_command
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tests.s3server import free_port
+from tests.tracks.helpers import assert_error, create_track
+
+pytestmark = pytest.mark.django_db
+
+
+def test_token_exchange_and_use(api_client, user):
+    response = api_client.post(
+        "/api/v1/auth/token", {"username": "alice", "password": "alice-pass-123"}
+    )
+    assert response.status_code == 200
+    token = response.json()["token"]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api_client.get("/api/v1/tracks/").status_code == 200
+
+
+def test_token_exchange_refuses_bad_credentials(api_client, user):
+    response = api_client.post(
+        "/api/v1/auth/token", {"username": "alice", "password": "nope"}
+    )
+    assert_error(response, 400, "invalid")
+    assert_error(api_client.post("/api/v1/auth/token", {}), 400, "invalid")
+
+
+def test_bad_token_is_401(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert_error(api_client.get("/api/v1/tracks/"), 401, "authentication_failed")
+
+
+def test_session_login_works_for_the_browser(client, user):
+    client.login(username="alice", password="alice-pass-123")
+    assert client.get("/api/v1/tracks/").status_code == 200
+
+
+def test_unknown_api_path_is_json_404(api_client):
+    assert_error(api_client.get("/api/v1/nothing-here"), 404, "not_found")
+
+
+def test_method_not_allowed_has_the_error_shape(auth_client):
+    assert_error(auth_client.put("/api/v1/tracks/"), 405, "method_not_allowed")
+
+
+def test_cors_is_closed_by_default(api_client):
+    response = api_client.options(
+        "/api/v1/tracks/",
+        HTTP_ORIGIN="https://app.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+    )
+    assert "Access-Control-Allow-Origin" not in response
+
+
+def test_cors_allows_configured_origins(api_client, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example"]
+    response = api_client.options(
+        "/api/v1/tracks/",
+        HTTP_ORIGIN="https://app.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+    )
+    assert response["Access-Control-Allow-Origin"] == "https://app.example"
+    other = api_client.options(
+        "/api/v1/tracks/",
+        HTTP_ORIGIN="https://evil.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+    )
+    assert "Access-Control-Allow-Origin" not in other
+
+
+def api_routes() -> set[str]:
+    routes: set[str] = set()
+
+    def walk(patterns, prefix: str) -> None:
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                routes.add(prefix + str(p.pattern))
+
+    walk(get_resolver().url_patterns, "/")
+    return {r for r in routes if r.startswith("/api/v1/")}
+
+
+def test_openapi_schema_validates_and_covers_every_endpoint(client, tmp_path):
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    schema = client.get(
+        "/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json"
+    ).json()
+    assert schema["openapi"].startswith("3.")
+    documented = {
+        path.replace("{track_id}", "<uuid:track_id>") for path in schema["paths"]
+    }
+    assert api_routes() <= documented, api_routes() - documented
+    assert client.get("/api/docs/").status_code == 200
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_dependency(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert {k: v["ok"] for k, v in response.json()["checks"].items()} == {
+        "database": True,
+        "storage": True,
+        "channel_layer": True,
+    }
+
+
+def test_readyz_is_503_when_storage_is_down(client, s3, settings):
+    assert client.get("/readyz").status_code == 200
+    settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()["error"]
+    assert body["code"] == "not_ready"
+    assert body["details"]["storage"]["ok"] is False
+    assert body["details"]["database"]["ok"] is True
+
+
+def test_metrics_are_exported(client, auth_client, wav_file):
+    create_track(auth_client, wav_file.read_bytes())
+    text = client.get("/metrics").content.decode()
+    for name in (
+        "veza_cache_hits_total",
+        "veza_storage_operations_total",
+        "veza_upload_bytes_total",
+    ):
+        assert (
+            f"# TYPE {name.removesuffix('_total')} counter" in text
+            or f"# TYPE {name} counter" in text
+        )
+    assert (
+        'veza_storage_operations_total{backend="local",operation="put",outcome="ok"}'
+        in text
+    )
+    assert 'veza_upload_bytes_total{backend="local"}' in text
+    assert "django_http_requests_total_by_method_total" in text
+
+
+def test_every_module_imports_and_metrics_reload_without_duplicates():
+    import cdn
+    import streaming
+    import tracks
+    import veza
+    import webrtc
+    from veza import metrics
+
+    for package in (veza, tracks, cdn, streaming, webrtc):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if ".migrations." in info.name or info.name.startswith("veza.settings"):
+                continue
+            importlib.import_module(info.name)
+    before = metrics.UPLOAD_BYTES
+    importlib.reload(metrics)
+    importlib.reload(metrics)
+    assert metrics.UPLOAD_BYTES is before
+
+    from django.core.asgi import get_asgi_application
+    from django.core.wsgi import get_wsgi_application
+
+    for _ in range(2):
+        assert get_wsgi_application() is not None
+        assert get_asgi_application() is not None

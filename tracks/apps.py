@@ -1,0 +1,17 @@
+"""The tracks app: upload, storage and playback of original audio files."""
+
+from django.apps import AppConfig
+
+
+class TracksConfig(AppConfig):
+    name = "tracks"
+    verbose_name = "Tracks"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core.signals import setting_changed
+
+        from tracks.storage import storage_reset
+
+        # Tests and the storage migration switch backends at run time.
+        setting_changed.connect(storage_reset)

@@ -1,0 +1,43 @@
+"""Errors of the tracks app, each with a stable code."""
+
+from veza.errors import DomainError, Forbidden, ServiceUnavailable, UnsupportedMedia
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+    default_message = "Track storage is unavailable; nothing was stored."
+
+
+class UploadMissing(DomainError):
+    code = "file_required"
+    default_message = "Send the audio file in the multipart field 'file'."
+
+
+class EmptyUpload(DomainError):
+    code = "empty_file"
+    default_message = "The uploaded file is empty."
+
+
+class NotAudio(UnsupportedMedia):
+    code = "not_audio"
+    default_message = "The file is not a supported audio format."
+
+
+class Undecodable(UnsupportedMedia):
+    code = "undecodable_audio"
+    default_message = "The audio in the file cannot be decoded."
+
+
+class TruncatedAudio(UnsupportedMedia):
+    code = "truncated_audio"
+    default_message = "The file ends before the audio it declares."
+
+
+class NoDuration(UnsupportedMedia):
+    code = "no_duration"
+    default_message = "The audio has no measurable duration."
+
+
+class InvalidToken(Forbidden):
+    code = "invalid_token"
+    default_message = "The URL's token is invalid or has expired."

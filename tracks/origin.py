@@ -1,0 +1,104 @@
+"""The origin: serves track bytes to holders of an origin token URL."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.http import require_GET
+
+from cdn.origin import origin_token_valid
+from tracks import selectors
+from tracks.errors import InvalidToken
+from tracks.playback import Kind, track_disposition
+from tracks.storage import storage_for
+from veza.errors import DomainError, NotFound
+from veza.exception_handler import error_response
+from veza.http_ranges import RangeNotSatisfiable, parse_range
+
+
+@require_GET
+def track_origin(request: HttpRequest, track_id: str, kind: Kind) -> HttpResponseBase:
+    if kind not in ("stream", "download"):
+        return error_response(NotFound())
+    try:
+        return _serve(request, track_id, kind)
+    except DomainError as exc:
+        return error_response(exc)
+
+
+def _serve(request: HttpRequest, track_id: str, kind: Kind) -> HttpResponseBase:
+    # The token covers the path, so it names this track and this kind.
+    if not origin_token_valid(
+        request.path, request.GET.get("expires", ""), request.GET.get("token", "")
+    ):
+        raise InvalidToken()
+    track = selectors.track_get(track_id=track_id)
+    key = track.storage_key or ""
+    etag = f'"{track.sha256}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": f"private, max-age={settings.TRACK_URL_TTL}",
+        "Content-Type": track.mime_type,
+    }
+    disposition = track_disposition(track, kind)
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    else:
+        headers["Content-Disposition"] = "inline"
+
+    if etag in _etags(request.headers.get("If-None-Match")):
+        return HttpResponse(
+            status=304,
+            headers={"ETag": etag, "Cache-Control": headers["Cache-Control"]},
+        )
+
+    storage = storage_for(track.storage_backend)
+    if settings.VEZA_ACCEL_REDIRECT_PREFIX and storage.local_path(key) is not None:
+        # nginx serves the bytes (Range included) from its internal location.
+        headers["X-Accel-Redirect"] = (
+            settings.VEZA_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/" + key
+        )
+        return HttpResponse(headers=headers)
+
+    size = track.size_bytes
+    range_header = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None  # the client's copy is stale: send it all
+    try:
+        byte_range = parse_range(range_header, size)
+    except RangeNotSatisfiable:
+        return error_response(
+            DomainError("The range is outside the file.", code="range_not_satisfiable"),
+            status=416,
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    if byte_range is None:
+        local = storage.local_path(key)
+        if local is not None:
+            # FileResponse lets the WSGI server use sendfile.
+            response: HttpResponse | StreamingHttpResponse | FileResponse = (
+                FileResponse(local.open("rb"))
+            )
+        else:
+            response = StreamingHttpResponse(storage.read(key, 0, size - 1))
+        headers["Content-Length"] = str(size)
+        status = 200
+    else:
+        first, last = byte_range
+        response = StreamingHttpResponse(storage.read(key, first, last))
+        headers["Content-Length"] = str(last - first + 1)
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        status = 206
+    response.status_code = status
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _etags(header: str | None) -> list[str]:
+    if not header:
+        return []
+    return [t.strip().removeprefix("W/") for t in header.split(",")]

@@ -1,0 +1,71 @@
+"""The playback URL chain: CDN, else S3 presigned, else an origin token URL."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+
+from cdn.origin import origin_token
+from cdn.services import CdnSigningError, cdn_is_enabled, cdn_signed_url
+from tracks.models import StorageBackend, Track
+from tracks.storage import storage_for
+from veza import metrics
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["stream", "download"]
+
+
+@dataclass(frozen=True)
+class PlaybackUrl:
+    url: str
+    expires_at: int
+    source: Literal["cdn", "s3", "origin"]
+
+
+def track_disposition(track: Track, kind: Kind) -> str | None:
+    if kind == "download":
+        return content_disposition_header(
+            as_attachment=True, filename=track.original_filename
+        )
+    return None
+
+
+def origin_path(track: Track, kind: Kind) -> str:
+    return reverse("tracks:origin", kwargs={"track_id": str(track.pk), "kind": kind})
+
+
+def track_playback_url(*, track: Track, kind: Kind, origin_base: str) -> PlaybackUrl:
+    """Where a client fetches the track's bytes, valid for TRACK_URL_TTL."""
+    expires_at = int(time.time()) + settings.TRACK_URL_TTL
+    key = track.storage_key or ""
+    if cdn_is_enabled():
+        try:
+            signed = cdn_signed_url(path="/" + key, expires_at=expires_at)
+            metrics.PLAYBACK_URLS.labels(kind, "cdn").inc()
+            return PlaybackUrl(signed.url, signed.expires_at, "cdn")
+        except CdnSigningError:
+            logger.warning(
+                "CDN signing failed for track %s; falling back", track.pk, exc_info=True
+            )
+    if track.storage_backend == StorageBackend.S3:
+        url = storage_for("s3").presigned_url(
+            key,
+            expires_in=settings.TRACK_URL_TTL,
+            content_type=track.mime_type,
+            disposition=track_disposition(track, kind),
+        )
+        if url:
+            metrics.PLAYBACK_URLS.labels(kind, "s3").inc()
+            return PlaybackUrl(url, expires_at, "s3")
+    path = origin_path(track, kind)
+    query = urlencode({"expires": expires_at, "token": origin_token(path, expires_at)})
+    metrics.PLAYBACK_URLS.labels(kind, "origin").inc()
+    return PlaybackUrl(f"{origin_base.rstrip('/')}{path}?{query}", expires_at, "origin")

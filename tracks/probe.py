@@ -1,0 +1,122 @@
+"""Probe an uploaded file with PyAV: is it decodable audio, and how long."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from tracks import errors
+from tracks.media_types import FORMATS, AudioFormat
+
+logger = logging.getLogger(__name__)
+
+# Decoding this much proves the codec works without decoding a whole album.
+DECODE_CHECK_SECONDS = 2.0
+# Audio that stops this far short of what the container declares is truncated.
+TRUNCATION_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    format: AudioFormat
+    codec: str
+    duration_seconds: float
+    sample_rate: int
+    channels: int
+
+
+def probe_audio(path: Path) -> ProbeResult:
+    """Demux the whole file and decode its start; raise a 415 error if not audio."""
+    if path.stat().st_size == 0:
+        raise errors.EmptyUpload()
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise errors.NotAudio(details={"reason": str(exc)}) from exc
+    with container:
+        audio_format = FORMATS.get(container.format.name)
+        if audio_format is None or not container.streams.audio:
+            raise errors.NotAudio(details={"format": container.format.name})
+        stream = container.streams.audio[0]
+        declared = _declared_duration(container, stream)
+        if container.format.name == "wav":
+            declared = max(declared, _wav_declared_seconds(path, stream))
+        decoded, demuxed = _read(container, stream)
+        if decoded <= 0:
+            raise errors.Undecodable()
+        duration = demuxed if demuxed > 0 else declared
+        if duration <= 0:
+            raise errors.NoDuration()
+        if declared > 1 and demuxed < declared * (1 - TRUNCATION_TOLERANCE) - 0.5:
+            raise errors.TruncatedAudio(
+                details={
+                    "declared_seconds": round(declared, 3),
+                    "found_seconds": round(demuxed, 3),
+                }
+            )
+        return ProbeResult(
+            format=audio_format,
+            codec=stream.codec_context.name,
+            duration_seconds=round(duration, 3),
+            sample_rate=stream.codec_context.sample_rate or 0,
+            channels=stream.codec_context.channels or 0,
+        )
+
+
+def _declared_duration(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _wav_declared_seconds(path: Path, stream: av.AudioStream) -> float:
+    """What a WAV header's data chunk size promises.
+
+    FFmpeg sizes a WAV by the file, so a cut file looks whole to it.
+    """
+    with path.open("rb") as f:
+        head = f.read(64 * 1024)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0.0
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk_id = head[offset : offset + 4]
+        chunk_size = int.from_bytes(head[offset + 4 : offset + 8], "little")
+        if chunk_id == b"data":
+            if chunk_size in (0, 0xFFFFFFFF):
+                return 0.0  # streamed WAV: the size was never filled in
+            byte_rate = (stream.codec_context.bit_rate or 0) / 8
+            return chunk_size / byte_rate if byte_rate else 0.0
+        offset += 8 + chunk_size + (chunk_size & 1)
+    return 0.0
+
+
+def _read(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> tuple[float, float]:
+    """Seconds decoded at the start, and seconds of packets in the whole file."""
+    decoded = 0.0
+    demuxed = 0.0
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.duration and packet.time_base is not None:
+                demuxed += float(packet.duration * packet.time_base)
+            if decoded < DECODE_CHECK_SECONDS:
+                for frame in packet.decode():
+                    if frame.sample_rate:
+                        decoded += frame.samples / frame.sample_rate
+    except av.error.FFmpegError as exc:
+        if decoded <= 0:
+            raise errors.Undecodable(details={"reason": str(exc)}) from exc
+        # A damaged tail: what demuxed so far decides whether it is truncated.
+        logger.info("demux stopped early: %s", exc)
+    return decoded, demuxed

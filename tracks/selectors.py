@@ -1,0 +1,75 @@
+"""Reads of tracks: what a user may see, and storage totals."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from tracks.models import StorageBackend, Track, Visibility
+from veza.errors import Forbidden, NotFound
+
+
+def track_list_visible(*, user: Any) -> QuerySet[Track]:
+    """The user's own tracks and everyone's public ones, newest first."""
+    visible = Q(visibility=Visibility.PUBLIC)
+    if user.is_authenticated:
+        visible |= Q(owner=user)
+    return Track.objects.filter(visible).select_related("owner").order_by("-created_at")
+
+
+def track_get_visible(*, user: Any, track_id: uuid.UUID | str) -> Track:
+    """A track the user may play: their own, public or unlisted. Else 404."""
+    allowed = Q(visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED])
+    if user.is_authenticated:
+        allowed |= Q(owner=user)
+    track = Track.objects.filter(allowed, pk=track_id).select_related("owner").first()
+    if track is None:
+        raise NotFound("No such track.", code="track_not_found")
+    return track
+
+
+def track_get_owned(*, user: Any, track_id: uuid.UUID | str) -> Track:
+    """A track the user may change: only its owner. 404 if invisible, else 403."""
+    track = track_get_visible(user=user, track_id=track_id)
+    if track.owner_id != user.pk:
+        raise Forbidden("Only the track's owner can change it.", code="not_track_owner")
+    return track
+
+
+def track_get(*, track_id: uuid.UUID | str) -> Track:
+    track = Track.objects.filter(pk=track_id).first()
+    if track is None:
+        raise NotFound("No such track.", code="track_not_found")
+    return track
+
+
+def track_storage_overview() -> dict[str, Any]:
+    """Rows and bytes per storage backend, and the share on S3."""
+    rows: dict[str, Mapping[str, Any]] = {
+        r["storage_backend"]: r
+        for r in Track.objects.values("storage_backend").annotate(
+            count=Count("id"), bytes=Sum("size_bytes")
+        )
+    }
+    backends = [
+        {
+            "backend": b.value,
+            "label": b.label,
+            "count": rows.get(b.value, {}).get("count", 0),
+            "bytes": rows.get(b.value, {}).get("bytes") or 0,
+        }
+        for b in StorageBackend
+    ]
+    total = sum(b["count"] for b in backends)
+    total_bytes = sum(b["bytes"] for b in backends)
+    on_s3 = next(b for b in backends if b["backend"] == StorageBackend.S3)
+    return {
+        "backends": backends,
+        "total_count": total,
+        "total_bytes": total_bytes,
+        "s3_share_count": on_s3["count"] / total if total else 0.0,
+        "s3_share_bytes": on_s3["bytes"] / total_bytes if total_bytes else 0.0,
+    }

@@ -1,0 +1,1 @@
+"""Veza media backend: the Django project package."""

@@ -1,0 +1,27 @@
+"""ASGI entry point: HTTP to Django, websockets to Channels."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "veza.settings.base")
+# Django must be set up before anything imports models (routing, consumers).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import URLPattern, URLResolver  # noqa: E402
+
+websocket_urlpatterns: list[
+    URLPattern | URLResolver
+] = []  # the calls issue adds /ws/calls/
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

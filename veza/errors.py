@@ -1,0 +1,62 @@
+"""The one error base class: every domain failure carries a stable code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A failure the API reports as `{"error": {"code", "message", "details"}}`."""
+
+    status_code = 400
+    code = "bad_request"
+    default_message = "The request could not be processed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "You do not have permission to do this."
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The upload is larger than allowed."
+
+
+class UnsupportedMedia(DomainError):
+    status_code = 415
+    code = "unsupported_media"
+    default_message = "The file is not decodable audio."
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "A backing service is unavailable; try again later."

@@ -1,0 +1,1 @@
+"""Settings: `base` reads the environment once; `test` only speeds tests up."""

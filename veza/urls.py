@@ -1,0 +1,30 @@
+"""The project's URL map."""
+
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from django_prometheus import exports
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from veza import health
+from veza.auth_views import AuthTokenView
+
+api_v1: list[URLPattern | URLResolver] = [
+    path("auth/token", AuthTokenView.as_view(), name="auth-token"),
+    path("tracks/", include("tracks.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"
+    ),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", exports.ExportToDjangoView, name="metrics"),
+    path("", include("tracks.urls")),
+]
+
+handler404 = "veza.error_pages.not_found"
+handler500 = "veza.error_pages.server_error"

@@ -1,0 +1,8 @@
+"""WSGI entry point: the production HTTP server (gunicorn) loads this."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "veza.settings.base")
+application = get_wsgi_application()
