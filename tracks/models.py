@@ -13,6 +13,14 @@ class StorageBackend(models.TextChoices):
     S3 = "s3", "S3"
 
 
+class MigrationState(models.TextChoices):
+    CLAIMED = "claimed", "Claimed"
+    COPYING = "copying", "Copying"
+    VERIFIED = "verified", "Verified"
+    FLIPPED = "flipped", "Flipped"
+    FAILED = "failed", "Failed"
+
+
 class Visibility(models.TextChoices):
     PUBLIC = "public", "Public"
     UNLISTED = "unlisted", "Unlisted"
@@ -42,6 +50,19 @@ class Track(models.Model):
     # The object name, the same on both backends (the S3 key when on s3).
     # NULL, not "", for rows from before the column existed (the schema says so).
     storage_key = models.CharField(max_length=512, null=True, blank=True)  # noqa: DJ001
+    # When the bytes at the current location were last checked against sha256.
+    storage_verified_at = models.DateTimeField(null=True, blank=True)
+    # Per-row state of the storage migration (see tracks/migration.py), kept
+    # on the row so a crash anywhere is reconcilable from the database.
+    migration_state = models.CharField(
+        max_length=16, choices=MigrationState.choices, blank=True, default=""
+    )
+    migration_target = models.CharField(
+        max_length=16, choices=StorageBackend.choices, blank=True, default=""
+    )
+    migration_runner = models.CharField(max_length=128, blank=True, default="")
+    migration_lease_until = models.DateTimeField(null=True, blank=True)
+    migration_error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,6 +77,11 @@ class Track(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="track_owner_created"),
             models.Index(
+                fields=["migration_state"],
+                name="track_migration_active",
+                condition=~models.Q(migration_state__in=["", "flipped"]),
+            ),
+            models.Index(
                 fields=["visibility", "-created_at"], name="track_visibility_created"
             ),
             models.Index(
@@ -67,3 +93,67 @@ class Track(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class MigrationRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class StorageMigrationRun(models.Model):
+    """One run of `migrate_storage` (or a move queued from the admin)."""
+
+    target = models.CharField(max_length=16, choices=StorageBackend.choices)
+    started_by = models.CharField(max_length=150, blank=True, default="")
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    options = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=16,
+        choices=MigrationRunStatus.choices,
+        default=MigrationRunStatus.RUNNING,
+    )
+    selected = models.IntegerField(default=0)
+    selected_bytes = models.BigIntegerField(default=0)
+    moved = models.IntegerField(default=0)
+    already_there = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    bytes_moved = models.BigIntegerField(default=0)
+    failures = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} to {self.target} ({self.status})"
+
+    @property
+    def done(self) -> int:
+        return self.moved + self.already_there + self.skipped + self.failed
+
+    @property
+    def elapsed_seconds(self) -> float:
+        end = self.finished_at or self.heartbeat_at
+        return max((end - self.started_at).total_seconds(), 1e-6)
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.bytes_moved / self.elapsed_seconds
+
+    @property
+    def files_per_second(self) -> float:
+        return self.done / self.elapsed_seconds
+
+    @property
+    def eta_seconds(self) -> float | None:
+        remaining = self.selected - self.done
+        if remaining <= 0:
+            return 0.0
+        rate = self.files_per_second
+        return remaining / rate if rate > 0 else None

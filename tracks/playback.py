@@ -13,7 +13,12 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 
 from cdn.origin import origin_token
-from cdn.services import CdnSigningError, cdn_is_enabled, cdn_signed_url
+from cdn.services import (
+    CdnSigningError,
+    cdn_is_enabled,
+    cdn_signed_url,
+    cdn_signing_failed,
+)
 from tracks.models import StorageBackend, Track
 from tracks.storage import storage_for
 from veza import metrics
@@ -49,12 +54,12 @@ def track_playback_url(*, track: Track, kind: Kind, origin_base: str) -> Playbac
     if cdn_is_enabled():
         try:
             signed = cdn_signed_url(path="/" + key, expires_at=expires_at)
+        except CdnSigningError as exc:
+            # Raises CdnUnavailable (503) when CDN_FALLBACK=none.
+            cdn_signing_failed(error=exc, subject=f"track {track.pk}")
+        else:
             metrics.PLAYBACK_URLS.labels(kind, "cdn").inc()
             return PlaybackUrl(signed.url, signed.expires_at, "cdn")
-        except CdnSigningError:
-            logger.warning(
-                "CDN signing failed for track %s; falling back", track.pk, exc_info=True
-            )
     if track.storage_backend == StorageBackend.S3:
         url = storage_for("s3").presigned_url(
             key,

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from tracks.errors import StorageUnavailable
 from tracks.models import Track, Visibility
@@ -75,6 +76,7 @@ def track_create(
                 duration_seconds=probe.duration_seconds,
                 storage_backend=backend,
                 storage_key=key,
+                storage_verified_at=timezone.now(),
             )
             track.full_clean()
             track.save(force_insert=True)

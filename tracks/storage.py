@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -42,6 +44,23 @@ class SourceFile:
     content_type: str
 
 
+class CorruptObject(Exception):
+    """Bytes read back do not match the size or SHA-256 the row records."""
+
+
+def hash_file(path: Path) -> tuple[int, str, str]:
+    """Size, SHA-256 (hex) and MD5 (base64) of a file, in one read."""
+    sha256 = hashlib.sha256()
+    md5 = hashlib.md5()  # noqa: S324  (Content-MD5 for S3, not security)
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            size += len(chunk)
+            sha256.update(chunk)
+            md5.update(chunk)
+    return size, sha256.hexdigest(), base64.b64encode(md5.digest()).decode()
+
+
 class TrackStorage:
     """What every backend offers. Names are the same on both backends."""
 
@@ -72,6 +91,10 @@ class TrackStorage:
 
     def check(self) -> None:
         """Raise StorageUnavailable unless the backend answers."""
+        raise NotImplementedError
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every object name under `prefix`, with its size."""
         raise NotImplementedError
 
 
@@ -149,6 +172,43 @@ class LocalStorage(TrackStorage):
                     break
                 remaining -= len(chunk)
                 yield chunk
+
+    def write_verified(
+        self, key: str, chunks: Iterator[bytes], *, size: int, sha256: str
+    ) -> None:
+        """Write `chunks` to `key` only if they hash to `sha256`, atomically."""
+        target = self.local_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            digest = hashlib.sha256()
+            written = 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if written != size or digest.hexdigest() != sha256:
+                raise CorruptObject(
+                    f"{key}: got {written} bytes, sha256 {digest.hexdigest()}"
+                )
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        metrics.STORAGE_OPERATIONS.labels(self.name, "put", "ok").inc()
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        base = self.root / prefix
+        if not base.exists():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith(".incoming-"):
+                yield path.relative_to(self.root).as_posix(), path.stat().st_size
 
     def check(self) -> None:
         try:
@@ -270,7 +330,9 @@ class S3Storage(TrackStorage):
                 "NotFound",
             ):
                 return None
-            raise
+            raise self._fail("head", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("head", key, exc) from exc
         # Some servers (rclone) canonicalise metadata names to "Sha256".
         metadata = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
         return ObjectInfo(
@@ -301,6 +363,12 @@ class S3Storage(TrackStorage):
                 "get_object", Params=params, ExpiresIn=expires_in
             )
         )
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"], int(obj["Size"])
 
     def check(self) -> None:
         try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TypeVar
 
 from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -57,3 +60,79 @@ PLAYBACK_URLS = _metric(
     "Playback URLs issued, by kind (stream, download) and source.",
     ["kind", "source"],
 )
+CDN_SIGNING_FAILURES = _metric(
+    Counter,
+    "veza_cdn_signing_failures_total",
+    "CDN URL signing failures, by provider and what followed (fallback, refused).",
+    ["provider", "outcome"],
+)
+STORAGE_MIGRATION_ROWS = _metric(
+    Counter,
+    "veza_storage_migration_rows_total",
+    "Rows handled by storage migration runs in this process, by target and outcome.",
+    ["target", "outcome"],
+)
+STORAGE_MIGRATION_BYTES = _metric(
+    Counter,
+    "veza_storage_migration_bytes_total",
+    "Bytes copied by storage migration runs in this process, by target.",
+    ["target"],
+)
+
+
+class StorageCollector(Collector):
+    """Storage totals and migration runs, read from the database at scrape.
+
+    Runs happen in other processes (the command, task workers), so their
+    progress is exported from the rows they record, not from counters here.
+    """
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Describing without querying keeps registration free of database I/O.
+        yield from self._families()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from tracks.models import MigrationRunStatus, StorageMigrationRun
+        from tracks.selectors import track_storage_overview
+
+        rows, size, active, moved, rate = self._families()
+        for backend in track_storage_overview()["backends"]:
+            rows.add_metric([backend["backend"]], backend["count"])
+            size.add_metric([backend["backend"]], backend["bytes"])
+        running = StorageMigrationRun.objects.filter(status=MigrationRunStatus.RUNNING)
+        active.add_metric([], running.count())
+        for run in running:
+            moved.add_metric([str(run.pk), run.target], run.done)
+            rate.add_metric([str(run.pk), run.target], run.bytes_per_second)
+        yield from (rows, size, active, moved, rate)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "veza_tracks_stored", "Tracks per storage backend.", labels=["backend"]
+            ),
+            GaugeMetricFamily(
+                "veza_tracks_stored_bytes",
+                "Bytes of tracks per storage backend.",
+                labels=["backend"],
+            ),
+            GaugeMetricFamily(
+                "veza_storage_migration_runs_active",
+                "Storage migration runs in progress.",
+            ),
+            GaugeMetricFamily(
+                "veza_storage_migration_run_rows_done",
+                "Rows done by a running migration.",
+                labels=["run", "target"],
+            ),
+            GaugeMetricFamily(
+                "veza_storage_migration_run_bytes_per_second",
+                "Throughput of a running migration.",
+                labels=["run", "target"],
+            ),
+        )
+
+
+if "veza_tracks_stored" not in REGISTRY._names_to_collectors:
+    REGISTRY.register(StorageCollector())

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from veza.settings.base import *  # noqa: F403
-from veza.settings.base import ALLOWED_HOSTS, TASKS
+from veza.settings.base import ALLOWED_HOSTS, DATABASES, TASKS
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]
@@ -18,3 +18,10 @@ TASKS = {
 }
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="veza-test-media-"))
 WHITENOISE_AUTOREFRESH = True
+
+# A file, not memory, so subprocesses started by tests (migrate_storage
+# runners) share the test database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.mkdtemp(prefix="veza-test-db-")) / "test.sqlite3")
+    }

@@ -1,0 +1,426 @@
+"""Online storage migration: claim rows, copy and verify bytes, then flip."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from tracks.errors import StorageUnavailable
+from tracks.media_types import CONTENT_TYPES
+from tracks.models import (
+    MigrationRunStatus,
+    MigrationState,
+    StorageBackend,
+    StorageMigrationRun,
+    Track,
+)
+from tracks.storage import (
+    CorruptObject,
+    LocalStorage,
+    SourceFile,
+    hash_file,
+    storage_for,
+)
+from veza import metrics
+
+logger = logging.getLogger(__name__)
+
+# Why a row could not be moved; stable codes shown in the admin and --json.
+MISSING_SOURCE = "missing_source"
+CORRUPT_SOURCE = "corrupt_source"
+STORAGE_ERROR = "storage_error"
+LOST_LEASE = "lost_lease"
+MISSING_REASONS = frozenset({MISSING_SOURCE})
+
+
+def other_backend(target: str) -> str:
+    return StorageBackend.LOCAL if target == StorageBackend.S3 else StorageBackend.S3
+
+
+def runner_name() -> str:
+    """Who holds a claim: host, process and a per-run nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:128]
+
+
+def track_key(track: Track) -> str:
+    """The row's object name; rows older than storage_key get the standard one."""
+    if track.storage_key:
+        return track.storage_key
+    extension = next(
+        (e for e, m in CONTENT_TYPES.items() if m == track.mime_type), "bin"
+    )
+    return f"tracks/{track.pk}/{track.sha256}.{extension}"
+
+
+def migration_selection(
+    *, target: str, track_ids: Iterable[str] | None = None
+) -> QuerySet[Track]:
+    """Rows that a move to `target` would take: those on the other backend."""
+    rows = Track.objects.filter(storage_backend=other_backend(target))
+    if track_ids:
+        rows = rows.filter(pk__in=list(track_ids))
+    return rows
+
+
+def migration_plan(
+    *, target: str, track_ids: Iterable[str] | None = None
+) -> dict[str, int]:
+    """What a run would move: rows and bytes, nothing changed (--dry-run)."""
+    rows = migration_selection(target=target, track_ids=track_ids)
+    totals = rows.aggregate(bytes=Sum("size_bytes"))
+    return {"rows": rows.count(), "bytes": totals["bytes"] or 0}
+
+
+@dataclass
+class Outcome:
+    track_id: Any
+    kind: str  # moved, already_there, failed
+    size: int = 0
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass
+class MoveOptions:
+    target: str
+    workers: int = 4
+    batch_size: int = 32
+    limit: int | None = None
+    track_ids: list[str] = field(default_factory=list)
+    lease_seconds: int = 300
+    started_by: str = ""
+
+
+def tracks_claim(
+    *,
+    runner: str,
+    target: str,
+    count: int,
+    lease_seconds: int,
+    track_ids: list[str] | None = None,
+) -> list[Track]:
+    """Claim up to `count` free rows for `runner`, in a short transaction.
+
+    A row is free when no live lease holds it. Rows this runner already
+    failed are left alone until the next run. Each returned row carries
+    `resumed`: whether an earlier attempt may have left a copy behind.
+    """
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=lease_seconds)
+    free = Q(migration_lease_until__isnull=True) | Q(migration_lease_until__lt=now)
+    rows = (
+        migration_selection(target=target, track_ids=track_ids)
+        .filter(free)
+        .exclude(migration_state=MigrationState.FAILED, migration_runner=runner)
+    )
+    claim = {
+        "migration_state": MigrationState.CLAIMED,
+        "migration_target": target,
+        "migration_runner": runner,
+        "migration_lease_until": lease_until,
+        "migration_error": "",
+    }
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            prior = dict(
+                rows.select_for_update(skip_locked=True)
+                .order_by("pk")
+                .values_list("pk", "migration_state")[:count]
+            )
+            Track.objects.filter(pk__in=list(prior)).update(**claim)
+    else:
+        # No SKIP LOCKED (SQLite): a conditional UPDATE per row decides who
+        # wins; it re-checks that the row is still free and on the source.
+        prior = {}
+        candidates = rows.order_by("pk").values_list("pk", "migration_state")
+        for pk, state in candidates[: count * 2]:
+            if rows.filter(pk=pk).update(**claim) == 1:
+                prior[pk] = state
+            if len(prior) >= count:
+                break
+    claimed = list(
+        Track.objects.filter(pk__in=list(prior), migration_runner=runner).order_by("pk")
+    )
+    for track in claimed:
+        track.resumed = prior[track.pk] != ""  # type: ignore[attr-defined]
+    return claimed
+
+
+def _copy_to_s3(track: Track, key: str) -> Outcome:
+    s3 = storage_for(StorageBackend.S3)
+    # Only a row that was tried before can have an object already; skipping
+    # the HEAD for fresh rows saves a request per file.
+    existing = s3.stat(key) if getattr(track, "resumed", True) else None
+    if (
+        existing
+        and existing.size == track.size_bytes
+        and existing.sha256 == track.sha256
+    ):
+        # A re-run after a crash: the object is whole, flip without uploading.
+        return Outcome(track.pk, "already_there")
+    path = storage_for(StorageBackend.LOCAL).local_path(key)
+    if path is None or not path.is_file():
+        return Outcome(
+            track.pk, "failed", reason=MISSING_SOURCE, detail=f"no file at {key}"
+        )
+    size, sha256, md5 = hash_file(path)
+    if size != track.size_bytes or sha256 != track.sha256:
+        return Outcome(
+            track.pk,
+            "failed",
+            reason=CORRUPT_SOURCE,
+            detail=f"file has {size} bytes, sha256 {sha256[:12]}…",
+        )
+    s3.put(
+        key,
+        SourceFile(
+            path=path,
+            size=size,
+            sha256=sha256,
+            md5_base64=md5,
+            content_type=track.mime_type,
+        ),
+    )
+    return Outcome(track.pk, "moved", size=size)
+
+
+def _copy_to_local(track: Track, key: str) -> Outcome:
+    local = storage_for(StorageBackend.LOCAL)
+    if not isinstance(local, LocalStorage):
+        raise TypeError("the local backend must be LocalStorage")
+    s3 = storage_for(StorageBackend.S3)
+    path = local.local_path(key)
+    if path is not None and path.is_file():
+        size, sha256, _ = hash_file(path)
+        if size == track.size_bytes and sha256 == track.sha256:
+            return Outcome(track.pk, "already_there")
+    info = s3.stat(key)
+    if info is None:
+        return Outcome(
+            track.pk, "failed", reason=MISSING_SOURCE, detail=f"no object {key}"
+        )
+    try:
+        local.write_verified(
+            key,
+            s3.read(key, 0, max(track.size_bytes - 1, 0)),
+            size=track.size_bytes,
+            sha256=track.sha256,
+        )
+    except CorruptObject as exc:
+        return Outcome(track.pk, "failed", reason=CORRUPT_SOURCE, detail=str(exc))
+    return Outcome(track.pk, "moved", size=track.size_bytes)
+
+
+def _held_by_others(*, runner: str, target: str, track_ids: list[str]) -> bool:
+    rows = migration_selection(target=target, track_ids=track_ids)
+    return (
+        rows.exclude(migration_runner=runner)
+        .filter(migration_lease_until__isnull=False)
+        .exists()
+    )
+
+
+def track_copy(*, track: Track, target: str) -> Outcome:
+    """Copy one row's bytes to `target` and verify them. Touches no rows."""
+    key = track_key(track)
+    try:
+        if target == StorageBackend.S3:
+            return _copy_to_s3(track, key)
+        return _copy_to_local(track, key)
+    except (StorageUnavailable, OSError) as exc:
+        return Outcome(track.pk, "failed", reason=STORAGE_ERROR, detail=str(exc)[:400])
+
+
+def tracks_flip(*, runner: str, target: str, tracks: list[Track]) -> set[Any]:
+    """Point verified rows at `target`; returns the ids flipped.
+
+    Only rows this runner still holds and that are still on the source are
+    flipped, in one short transaction.
+    """
+    held = Track.objects.filter(
+        pk__in=[t.pk for t in tracks],
+        migration_runner=runner,
+        storage_backend=other_backend(target),
+    )
+    # Recorded before the flip: a crash between the two is reconciled by the
+    # next run, which finds the verified copy and flips without copying.
+    held.update(migration_state=MigrationState.VERIFIED)
+    now = timezone.now()
+    with transaction.atomic():
+        ids = set(held.select_for_update().values_list("pk", flat=True))
+        for track in tracks:
+            if track.pk in ids and not track.storage_key:
+                Track.objects.filter(pk=track.pk).update(storage_key=track_key(track))
+        Track.objects.filter(pk__in=ids).update(
+            storage_backend=target,
+            storage_verified_at=now,
+            migration_state=MigrationState.FLIPPED,
+            migration_lease_until=None,
+            migration_error="",
+        )
+    return ids
+
+
+def track_fail(*, runner: str, outcome: Outcome) -> None:
+    Track.objects.filter(pk=outcome.track_id, migration_runner=runner).update(
+        migration_state=MigrationState.FAILED,
+        migration_error=f"{outcome.reason}: {outcome.detail}"[:500],
+        migration_lease_until=None,
+    )
+
+
+Progress = Callable[[StorageMigrationRun], None]
+
+
+def storage_migrate(
+    *,
+    options: MoveOptions,
+    progress: Progress | None = None,
+    heartbeat_seconds: float = 1.0,
+) -> StorageMigrationRun:
+    """Move every selected row to `options.target`, recording a run.
+
+    Claims are short transactions with a lease; copies run in a thread pool
+    and never hold a lock; flips happen only after verification. A crash at
+    any point leaves rows that the next run reconciles.
+    """
+    target = options.target
+    plan = migration_plan(target=target, track_ids=options.track_ids)
+    selected = min(plan["rows"], options.limit) if options.limit else plan["rows"]
+    run = StorageMigrationRun.objects.create(
+        target=target,
+        started_by=options.started_by,
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        options={
+            "workers": options.workers,
+            "batch_size": options.batch_size,
+            "limit": options.limit,
+            "track_ids": options.track_ids,
+        },
+        selected=selected,
+        selected_bytes=plan["bytes"],
+    )
+    runner = runner_name()
+    claimed_total = 0
+    in_flight: dict[Future[Outcome], Track] = {}
+    verified: list[tuple[Track, Outcome]] = []
+    last_beat = time.monotonic()
+    exhausted = False
+
+    def settle(outcomes: list[tuple[Outcome, Track]]) -> None:
+        nonlocal verified
+        for outcome, track in outcomes:
+            if outcome.kind == "failed":
+                track_fail(runner=runner, outcome=outcome)
+                run.failed += 1
+                run.failures[outcome.reason] = run.failures.get(outcome.reason, 0) + 1
+                metrics.STORAGE_MIGRATION_ROWS.labels(
+                    target, f"failed_{outcome.reason}"
+                ).inc()
+            else:
+                verified.append((track, outcome))
+        if verified:
+            flipped = tracks_flip(
+                runner=runner, target=target, tracks=[t for t, _ in verified]
+            )
+            for track, outcome in verified:
+                if track.pk not in flipped:
+                    run.skipped += 1
+                    run.failures[LOST_LEASE] = run.failures.get(LOST_LEASE, 0) + 1
+                    metrics.STORAGE_MIGRATION_ROWS.labels(target, LOST_LEASE).inc()
+                elif outcome.kind == "moved":
+                    run.moved += 1
+                    run.bytes_moved += outcome.size
+                    metrics.STORAGE_MIGRATION_ROWS.labels(target, "moved").inc()
+                    metrics.STORAGE_MIGRATION_BYTES.labels(target).inc(outcome.size)
+                else:
+                    run.already_there += 1
+                    metrics.STORAGE_MIGRATION_ROWS.labels(target, "already_there").inc()
+            verified = []
+
+    try:
+        with ThreadPoolExecutor(
+            max_workers=max(1, options.workers), thread_name_prefix="migrate"
+        ) as pool:
+            while True:
+                room = options.workers * 2 - len(in_flight)
+                if options.limit is not None:
+                    room = min(room, options.limit - claimed_total)
+                if not exhausted and room > 0:
+                    batch = tracks_claim(
+                        runner=runner,
+                        target=target,
+                        count=min(room, options.batch_size),
+                        lease_seconds=options.lease_seconds,
+                        track_ids=options.track_ids,
+                    )
+                    if not batch:
+                        exhausted = True
+                    claimed_total += len(batch)
+                    if batch:
+                        Track.objects.filter(
+                            pk__in=[t.pk for t in batch], migration_runner=runner
+                        ).update(migration_state=MigrationState.COPYING)
+                    for track in batch:
+                        in_flight[
+                            pool.submit(track_copy, track=track, target=target)
+                        ] = track
+                if options.limit is not None and claimed_total >= options.limit:
+                    exhausted = True
+                if not in_flight:
+                    if not exhausted:
+                        continue
+                    if options.limit is not None and claimed_total >= options.limit:
+                        break
+                    if not _held_by_others(
+                        runner=runner, target=target, track_ids=options.track_ids
+                    ):
+                        break
+                    # Other runners hold rows: wait for them to flip, or for
+                    # their leases to expire (a crashed runner), then retry.
+                    time.sleep(min(heartbeat_seconds, 0.5))
+                    exhausted = False
+                    continue
+                done, _ = wait(
+                    in_flight, timeout=heartbeat_seconds, return_when=FIRST_COMPLETED
+                )
+                settle([(f.result(), in_flight.pop(f)) for f in done])
+                if time.monotonic() - last_beat >= heartbeat_seconds:
+                    run.save()
+                    last_beat = time.monotonic()
+                    if progress:
+                        progress(run)
+    except BaseException:
+        run.status = MigrationRunStatus.INTERRUPTED
+        run.finished_at = timezone.now()
+        run.save()
+        raise
+    run.status = (
+        MigrationRunStatus.FAILED
+        if run.failed or run.skipped
+        else MigrationRunStatus.SUCCEEDED
+    )
+    run.finished_at = timezone.now()
+    run.save()
+    if progress:
+        progress(run)
+    return run
+
+
+def track_failures(*, limit: int = 100) -> QuerySet[Track]:
+    """Rows whose last move failed, newest first, with the reason."""
+    failed = Track.objects.filter(migration_state=MigrationState.FAILED)
+    return failed.select_related("owner").order_by("title")[:limit]
