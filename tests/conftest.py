@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import hypothesis
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
@@ -14,6 +15,11 @@ from rest_framework.test import APIClient
 
 from tests.audio import make_audio
 from tests.s3server import S3Server, start_s3_server
+
+# Wall-clock deadlines fail at random on a loaded 2-core CI machine; the
+# property tests check behaviour, the benchmarks measure speed.
+hypothesis.settings.register_profile("veza", deadline=None)
+hypothesis.settings.load_profile("veza")
 
 
 @pytest.fixture(autouse=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from tracks import selectors
-from tracks.models import Track
+from tracks.models import StorageBackend, StorageMigrationRun, Track
 
 
 @admin.register(Track)
@@ -47,6 +48,7 @@ class TrackAdmin(admin.ModelAdmin[Track]):
     ]
     fields = ["title", "visibility", *readonly_fields]
     change_list_template = "admin/tracks/track/change_list.html"
+    actions = ["move_to_s3", "move_to_local"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Tracks come from uploads, which probe and store the bytes.
@@ -61,24 +63,70 @@ class TrackAdmin(admin.ModelAdmin[Track]):
         minutes, seconds = divmod(round(obj.duration_seconds), 60)
         return f"{minutes}:{seconds:02d}"
 
+    @admin.action(description="Move selected tracks to S3", permissions=["change"])
+    def move_to_s3(self, request: HttpRequest, queryset: QuerySet[Track]) -> None:
+        self._queue_move(request, queryset, StorageBackend.S3)
+
+    @admin.action(
+        description="Move selected tracks to local disk", permissions=["change"]
+    )
+    def move_to_local(self, request: HttpRequest, queryset: QuerySet[Track]) -> None:
+        self._queue_move(request, queryset, StorageBackend.LOCAL)
+
+    def _queue_move(
+        self, request: HttpRequest, queryset: QuerySet[Track], target: str
+    ) -> None:
+        from tracks.tasks import tracks_move
+
+        ids = [
+            str(pk)
+            for pk in queryset.exclude(storage_backend=target).values_list(
+                "pk", flat=True
+            )
+        ]
+        if not ids:
+            self.message_user(request, f"All selected tracks are already on {target}.")
+            return
+        user = getattr(request, "user", None)
+        result = tracks_move.enqueue(
+            track_ids=ids,
+            target=target,
+            started_by=f"admin:{getattr(user, 'username', '')}",
+        )
+        self.message_user(
+            request,
+            f"Queued a move of {len(ids)} track(s) to {target} (task {result.id}). "
+            "Follow it on the storage migration page.",
+            messages.SUCCESS,
+        )
+
     def get_urls(self) -> list[URLPattern]:
         own = [
             path(
                 "storage/",
                 self.admin_site.admin_view(self.storage_view),
                 name="tracks_track_storage",
-            )
+            ),
+            path(
+                "storage/status.json",
+                self.admin_site.admin_view(self.storage_status),
+                name="tracks_track_storage_status",
+            ),
         ]
         return own + super().get_urls()
 
     def storage_view(self, request: HttpRequest) -> TemplateResponse:
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
-            "title": "Track storage",
+            "title": "Storage migration",
             "opts": self.model._meta,
-            "overview": selectors.track_storage_overview(),
+            "status": selectors.storage_migration_status(),
         }
         return TemplateResponse(request, "admin/tracks/storage.html", context)
+
+    def storage_status(self, request: HttpRequest) -> JsonResponse:
+        """What the storage page polls to refresh itself without a reload."""
+        return JsonResponse(selectors.storage_migration_status())
 
     def delete_model(self, request: HttpRequest, obj: Track) -> None:
         from tracks.services import track_delete
@@ -90,3 +138,27 @@ class TrackAdmin(admin.ModelAdmin[Track]):
 
         for track in queryset:
             track_delete(track=track)
+
+
+@admin.register(StorageMigrationRun)
+class StorageMigrationRunAdmin(admin.ModelAdmin[StorageMigrationRun]):
+    list_display = [
+        "pk",
+        "target",
+        "status",
+        "moved",
+        "already_there",
+        "failed",
+        "bytes_moved",
+        "started_at",
+        "finished_at",
+        "hostname",
+    ]
+    list_filter = ["status", "target"]
+    readonly_fields = [f.name for f in StorageMigrationRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -11,7 +11,9 @@ class TracksConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import setting_changed
 
+        from tracks.playback import playback_cache_reset
         from tracks.storage import storage_reset
 
-        # Tests and the storage migration switch backends at run time.
+        # Tests switch backends and signers at run time.
         setting_changed.connect(storage_reset)
+        setting_changed.connect(playback_cache_reset)

@@ -9,6 +9,7 @@ from typing import Literal
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 
@@ -47,11 +48,44 @@ def origin_path(track: Track, kind: Kind) -> str:
     return reverse("tracks:origin", kwargs={"track_id": str(track.pk), "kind": kind})
 
 
+# Bumped when settings change (tests), so cached URLs follow the new config.
+_generation = 0
+
+
+def playback_cache_reset(**kwargs: object) -> None:
+    global _generation
+    _generation += 1
+
+
 def track_playback_url(*, track: Track, kind: Kind, origin_base: str) -> PlaybackUrl:
-    """Where a client fetches the track's bytes, valid for TRACK_URL_TTL."""
+    """Where a client fetches the track's bytes, valid at least TRACK_URL_TTL / 2.
+
+    A URL signed for the same object is reused for half its lifetime: signing
+    is most of the cost of this request, and stable URLs cache better at a
+    CDN. Access was checked before this is called.
+    """
+    ttl = settings.TRACK_URL_TTL
+    cache_key = (
+        f"veza:playback:{_generation}:{ttl}:{track.pk}:{kind}:"
+        f"{track.storage_backend}:{track.sha256}:{origin_base}"
+    )
+    cached = cache.get(cache_key) if ttl >= 2 else None
+    if cached is not None:
+        metrics.CACHE_HITS.labels("playback_url").inc()
+        return cached
+    metrics.CACHE_MISSES.labels("playback_url").inc()
+    url = _sign_playback_url(track=track, kind=kind, origin_base=origin_base)
+    if ttl >= 2:
+        cache.set(cache_key, url, timeout=ttl // 2)
+    return url
+
+
+def _sign_playback_url(*, track: Track, kind: Kind, origin_base: str) -> PlaybackUrl:
     expires_at = int(time.time()) + settings.TRACK_URL_TTL
     key = track.storage_key or ""
-    if cdn_is_enabled():
+    # The CDN pulls from the bucket, so it can serve only rows on S3; rows
+    # still on local disk (during a migration) play from the origin.
+    if cdn_is_enabled() and track.storage_backend == StorageBackend.S3:
         try:
             signed = cdn_signed_url(path="/" + key, expires_at=expires_at)
         except CdnSigningError as exc:

@@ -8,7 +8,14 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from tracks.models import StorageBackend, Track, Visibility
+from tracks.models import (
+    MigrationRunStatus,
+    MigrationState,
+    StorageBackend,
+    StorageMigrationRun,
+    Track,
+    Visibility,
+)
 from veza.errors import Forbidden, NotFound
 
 
@@ -29,6 +36,35 @@ def track_get_visible(*, user: Any, track_id: uuid.UUID | str) -> Track:
     if track is None:
         raise NotFound("No such track.", code="track_not_found")
     return track
+
+
+PLAYBACK_FIELDS = (
+    "id",
+    "owner_id",
+    "visibility",
+    "mime_type",
+    "original_filename",
+    "size_bytes",
+    "sha256",
+    "storage_backend",
+    "storage_key",
+)
+
+
+def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
+    """`track_get_visible` for the playback hot path: one lean query.
+
+    Only the columns playback needs, no owner join, no ordering.
+    """
+    allowed = Q(visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED])
+    if user.is_authenticated:
+        allowed |= Q(owner=user)
+    found = list(
+        Track.objects.filter(allowed, pk=track_id).only(*PLAYBACK_FIELDS).order_by()[:1]
+    )
+    if not found:
+        raise NotFound("No such track.", code="track_not_found")
+    return found[0]
 
 
 def track_get_owned(*, user: Any, track_id: uuid.UUID | str) -> Track:
@@ -72,4 +108,60 @@ def track_storage_overview() -> dict[str, Any]:
         "total_bytes": total_bytes,
         "s3_share_count": on_s3["count"] / total if total else 0.0,
         "s3_share_bytes": on_s3["bytes"] / total_bytes if total_bytes else 0.0,
+    }
+
+
+def _run_status(run: StorageMigrationRun) -> dict[str, Any]:
+    eta = run.eta_seconds
+    return {
+        "id": run.pk,
+        "target": run.target,
+        "status": run.status,
+        "started_by": run.started_by,
+        "host": f"{run.hostname}:{run.pid}",
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "heartbeat_at": run.heartbeat_at.isoformat(),
+        "selected": run.selected,
+        "done": run.done,
+        "moved": run.moved,
+        "already_there": run.already_there,
+        "skipped": run.skipped,
+        "failed": run.failed,
+        "failures": run.failures,
+        "bytes": run.bytes_moved,
+        "progress": run.done / run.selected if run.selected else 1.0,
+        "files_per_second": round(run.files_per_second, 1),
+        "bytes_per_second": round(run.bytes_per_second),
+        "eta_seconds": None if eta is None else round(eta),
+    }
+
+
+def storage_migration_status(
+    *, past_runs: int = 20, failed_rows: int = 50
+) -> dict[str, Any]:
+    """Everything the admin's storage migration page shows, as plain data."""
+    runs = list(StorageMigrationRun.objects.order_by("-started_at")[: past_runs + 10])
+    running = [r for r in runs if r.status == MigrationRunStatus.RUNNING]
+    failed = (
+        Track.objects.filter(migration_state=MigrationState.FAILED)
+        .select_related("owner")
+        .order_by("title")[:failed_rows]
+    )
+    return {
+        "overview": track_storage_overview(),
+        "running": [_run_status(r) for r in running],
+        "past": [
+            _run_status(r) for r in runs if r.status != MigrationRunStatus.RUNNING
+        ][:past_runs],
+        "failed_rows": [
+            {
+                "id": str(t.pk),
+                "title": t.title,
+                "owner": t.owner.get_username(),
+                "target": t.migration_target,
+                "error": t.migration_error,
+            }
+            for t in failed
+        ],
     }

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,7 +40,7 @@ class SourceFile:
     path: Path
     size: int
     sha256: str
-    md5_base64: str
+    md5_base64: str | None  # computed on demand when None
     content_type: str
 
 
@@ -277,18 +277,19 @@ class S3Storage(TrackStorage):
             "Metadata": {"sha256": source.sha256},
         }
         try:
-            with source.path.open("rb") as body:
-                if source.size < self.multipart_threshold:
+            if source.size < self.multipart_threshold:
+                md5 = source.md5_base64 or hash_file(source.path)[2]
+                with source.path.open("rb") as body:
                     self.client.put_object(
                         Bucket=self.bucket,
                         Key=key,
                         Body=body,
                         ContentLength=source.size,
-                        ContentMD5=source.md5_base64,
+                        ContentMD5=md5,
                         **extra,
                     )
-                else:
-                    self._upload_multipart(key, body, extra)
+            else:
+                self._upload_multipart(key, source.path, extra)
             info = self.stat(key)
         except (BotoCoreError, ClientError, OSError) as exc:
             raise self._fail("put", key, exc) from exc
@@ -298,9 +299,7 @@ class S3Storage(TrackStorage):
             raise self._fail("put", key, ValueError(f"verification failed: {info}"))
         metrics.STORAGE_OPERATIONS.labels(self.name, "put", "ok").inc()
 
-    def _upload_multipart(
-        self, key: str, body: BinaryIO, extra: dict[str, Any]
-    ) -> None:
+    def _upload_multipart(self, key: str, path: Path, extra: dict[str, Any]) -> None:
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(
@@ -309,8 +308,10 @@ class S3Storage(TrackStorage):
             max_concurrency=4,
             preferred_transfer_client="classic",  # CRT ignores endpoint_url
         )
-        self.client.upload_fileobj(
-            body, self.bucket, key, ExtraArgs=extra, Config=config
+        # By file name, so s3transfer reads each part from disk when it sends
+        # it; from a file object it buffers up to max_io_queue parts in memory.
+        self.client.upload_file(
+            str(path), self.bucket, key, ExtraArgs=extra, Config=config
         )
 
     def delete(self, key: str) -> None:

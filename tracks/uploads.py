@@ -30,7 +30,7 @@ class StagedUpload(UploadedFile):  # type: ignore[type-arg]
         content_type: str,
         size: int,
         sha256: str,
-        md5_base64: str,
+        md5_base64: str | None,
     ) -> None:
         # Closed with the request's other files when the response ends.
         file = open(path, "rb")  # noqa: SIM115
@@ -50,11 +50,16 @@ class HashingUploadHandler(FileUploadHandler):
     so an oversized upload stops at the limit, not at the end.
     """
 
+    # Large reads: small ones cost a buffer copy each in the WSGI server.
+    chunk_size = 1024 * 1024
+
     def __init__(
-        self, request: HttpRequest, *, max_bytes: int, staging_dir: Path
+        self, request: HttpRequest, *, max_bytes: int, staging_dir: Path, want_md5: bool
     ) -> None:
         super().__init__(request)
         self.max_bytes = max_bytes
+        # MD5 is slow and only needed as Content-MD5 of a single-part S3 PUT.
+        self.want_md5 = want_md5
         self.staging_dir = staging_dir
         self.staged: list[Path] = []
         self._file: Any = None
@@ -77,7 +82,7 @@ class HashingUploadHandler(FileUploadHandler):
         self.staged.append(Path(name))
         self._file = os.fdopen(fd, "wb")
         self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5()  # noqa: S324  (Content-MD5 for S3, not security)
+        self._md5 = hashlib.md5() if self.want_md5 else None  # noqa: S324
         self._size = 0
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
@@ -86,7 +91,8 @@ class HashingUploadHandler(FileUploadHandler):
             raise PayloadTooLarge(details={"max_bytes": self.max_bytes})
         self._file.write(raw_data)
         self._sha256.update(raw_data)
-        self._md5.update(raw_data)
+        if self._md5 is not None:
+            self._md5.update(raw_data)
 
     def file_complete(self, file_size: int) -> StagedUpload:
         self._file.close()
@@ -96,7 +102,9 @@ class HashingUploadHandler(FileUploadHandler):
             content_type=self.content_type or "application/octet-stream",
             size=self._size,
             sha256=self._sha256.hexdigest(),
-            md5_base64=base64.b64encode(self._md5.digest()).decode(),
+            md5_base64=(
+                base64.b64encode(self._md5.digest()).decode() if self._md5 else None
+            ),
         )
 
     def cleanup(self) -> None:

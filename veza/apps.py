@@ -14,7 +14,8 @@ class VezaConfig(AppConfig):
     verbose_name = "Veza"
 
     def ready(self) -> None:
-        from veza import checks  # noqa: F401  (registers the system checks)
+        # Imported for their registrations: system checks, signal receivers.
+        from veza import authentication, checks  # noqa: F401
 
         fatal = [
             p

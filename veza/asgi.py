@@ -13,9 +13,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import URLPattern, URLResolver  # noqa: E402
 
-websocket_urlpatterns: list[
-    URLPattern | URLResolver
-] = []  # the calls issue adds /ws/calls/
+from webrtc.routing import websocket_urlpatterns as call_urlpatterns  # noqa: E402
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [*call_urlpatterns]
 
 application = ProtocolTypeRouter(
     {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TypeVar
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
@@ -77,6 +77,31 @@ STORAGE_MIGRATION_BYTES = _metric(
     "veza_storage_migration_bytes_total",
     "Bytes copied by storage migration runs in this process, by target.",
     ["target"],
+)
+
+WEBRTC_CALLS = _metric(
+    Counter,
+    "veza_webrtc_calls_total",
+    "Calls ended, by outcome (the end reason: hangup, rejected, busy, ...).",
+    ["outcome"],
+)
+WEBRTC_CONNECTIONS = _metric(
+    Gauge,
+    "veza_webrtc_connections",
+    "Signaling websockets open in this process.",
+    [],
+)
+WEBRTC_SIGNALING_MESSAGES = _metric(
+    Counter,
+    "veza_webrtc_signaling_messages_total",
+    "Signaling messages received, by type (or invalid) and result (ok, error).",
+    ["type", "result"],
+)
+WEBRTC_ANSWER_SECONDS = _metric(
+    Histogram,
+    "veza_webrtc_answer_seconds",
+    "Time from call.invite to call.answer.",
+    [],
 )
 
 

@@ -7,10 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from veza import health
 from veza.auth_views import AuthTokenView
+from webrtc.api.views import IceConfigView
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token", AuthTokenView.as_view(), name="auth-token"),
     path("tracks/", include("tracks.api.urls")),
+    path("config/webrtc", IceConfigView.as_view(), name="webrtc-config"),
+    path("calls/", include("webrtc.api.urls")),
 ]
 
 urlpatterns = [
@@ -24,6 +27,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", exports.ExportToDjangoView, name="metrics"),
     path("", include("tracks.urls")),
+    path("", include("webrtc.urls")),
 ]
 
 handler404 = "veza.error_pages.not_found"

@@ -101,7 +101,10 @@ def test_openapi_schema_validates_and_covers_every_endpoint(client, tmp_path):
         path.replace("{track_id}", "<uuid:track_id>") for path in schema["paths"]
     }
     assert api_routes() <= documented, api_routes() - documented
-    assert client.get("/api/docs/").status_code == 200
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    # The UI's assets come from this server, so the page works offline.
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content.decode()
 
 
 def test_healthz(client):
@@ -173,3 +176,12 @@ def test_every_module_imports_and_metrics_reload_without_duplicates():
     for _ in range(2):
         assert get_wsgi_application() is not None
         assert get_asgi_application() is not None
+
+
+def test_deleted_tokens_stop_working_at_once(auth_client, user):
+    from rest_framework.authtoken.models import Token
+
+    assert auth_client.get("/api/v1/tracks/").status_code == 200
+    assert auth_client.get("/api/v1/tracks/").status_code == 200  # from the cache
+    Token.objects.filter(user=user).delete()
+    assert_error(auth_client.get("/api/v1/tracks/"), 401, "authentication_failed")

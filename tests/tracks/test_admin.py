@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.tracks.helpers import create_track
-from tracks.models import Track
+from tracks.models import StorageMigrationRun, Track
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +34,7 @@ def test_changelist_filters_by_backend_and_searches(staff_client, tracks):
     text = page.content.decode()
     assert "On disk" in text
     assert "In the bucket" in text
-    assert "Storage overview" in text
+    assert "Storage migration" in text
     only_s3 = staff_client.get(
         "/admin/tracks/track/?storage_backend__exact=s3"
     ).content.decode()
@@ -68,19 +70,71 @@ def test_storage_fields_are_read_only(staff_client, tracks):
     assert (track.title, track.storage_backend) == ("Renamed", "local")
 
 
-def test_storage_overview_counts_rows_and_bytes(staff_client, tracks, wav_file):
+def test_storage_page_shows_backends_runs_and_failures(staff_client, tracks, wav_file):
     page = staff_client.get("/admin/tracks/track/storage/")
     assert page.status_code == 200
-    overview = page.context["overview"]
+    assert "Storage migration" in page.content.decode()
+    status = staff_client.get("/admin/tracks/track/storage/status.json").json()
     size = wav_file.stat().st_size
-    assert {b["backend"]: (b["count"], b["bytes"]) for b in overview["backends"]} == {
+    backends = status["overview"]["backends"]
+    assert {b["backend"]: (b["count"], b["bytes"]) for b in backends} == {
         "local": (1, size),
         "s3": (1, size),
     }
-    assert overview["s3_share_bytes"] == pytest.approx(0.5)
-    assert "50.0% of tracks, 50.0% of bytes" in page.content.decode()
+    assert status["overview"]["s3_share_bytes"] == pytest.approx(0.5)
+    assert status["running"] == []
+    assert status["failed_rows"] == []
+    # The page embeds the same data for its first render.
+    assert 'id="storage-status"' in page.content.decode()
 
 
 def test_admin_pages_need_staff(auth_client, client, user):
     client.force_login(user)
     assert client.get("/admin/tracks/track/storage/").status_code == 302
+    assert client.get("/admin/tracks/track/storage/status.json").status_code == 302
+
+
+@pytest.fixture
+def s3_local(s3, settings):
+    settings.TRACK_STORAGE_BACKEND = "local"
+    return s3
+
+
+def test_staff_queue_a_move_from_the_track_list(staff_client, s3_local, user, settings):
+    from tests.tracks.migration_helpers import make_local_tracks
+
+    tracks = make_local_tracks(user, Path(settings.MEDIA_ROOT), 3, size=2048)
+    response = staff_client.post(
+        "/admin/tracks/track/",
+        {
+            "action": "move_to_s3",
+            "_selected_action": [str(tracks[0].pk), str(tracks[1].pk)],
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Queued a move of 2 track(s) to s3" in response.content.decode()
+    # The immediate backend ran the task inline.
+    backends = dict(Track.objects.values_list("pk", "storage_backend"))
+    assert backends == {tracks[0].pk: "s3", tracks[1].pk: "s3", tracks[2].pk: "local"}
+    run = StorageMigrationRun.objects.get()
+    assert (run.moved, run.started_by) == (2, "admin:staff")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queued_moves_run_on_the_database_task_worker(s3_local, settings, staff_user):
+    from django.core.management import call_command
+
+    from tests.tracks.migration_helpers import make_local_tracks
+    from tracks.tasks import tracks_move
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    tracks = make_local_tracks(staff_user, Path(settings.MEDIA_ROOT), 2, size=1024)
+    result = tracks_move.enqueue(track_ids=[str(t.pk) for t in tracks], target="s3")
+    assert Track.objects.filter(storage_backend="s3").count() == 0
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")
+    result.refresh()
+    assert result.status == "SUCCESSFUL"
+    assert result.return_value is not None
+    assert result.return_value["moved"] == 2
+    assert Track.objects.filter(storage_backend="s3").count() == 2

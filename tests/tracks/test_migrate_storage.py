@@ -217,6 +217,8 @@ def test_bad_arguments_are_refused(s3_local):
         call_command("migrate_storage", "--purge-local")
     with pytest.raises(CommandError, match="at least 1"):
         call_command("migrate_storage", "--to", "s3", "--workers", "0")
+    with pytest.raises(CommandError, match="AWS_S3_MAX_POOL_CONNECTIONS"):
+        call_command("migrate_storage", "--to", "s3", "--workers", "1000")
 
 
 def test_human_summary_and_progress_lines(s3_local, user, settings, capsys):
@@ -227,3 +229,16 @@ def test_human_summary_and_progress_lines(s3_local, user, settings, capsys):
     assert "to s3: succeeded" in text
     assert "moved 3, already there 0, skipped 0, failed 0" in text
     assert "files/s" in text
+
+
+def test_runs_and_storage_totals_are_exported_as_metrics(
+    s3_local, user, settings, client
+):
+    make_local_tracks(user, Path(settings.MEDIA_ROOT), 3, size=1000)
+    migrate("--to", "s3", "--limit", "2")
+    text = client.get("/metrics").content.decode()
+    assert 'veza_tracks_stored{backend="s3"} 2.0' in text
+    assert 'veza_tracks_stored{backend="local"} 1.0' in text
+    assert 'veza_tracks_stored_bytes{backend="s3"} 2000.0' in text
+    assert "veza_storage_migration_runs_active 0.0" in text
+    assert 'veza_storage_migration_rows_total{outcome="moved",target="s3"}' in text

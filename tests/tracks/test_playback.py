@@ -205,3 +205,12 @@ def test_many_clients_seeking_at_once_get_their_own_bytes(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(fetch, ranges * 2))
+
+
+def test_stream_url_costs_one_query_with_a_cached_token(
+    auth_client, track, django_assert_num_queries
+):
+    auth_client.get(f"/api/v1/tracks/{track['id']}/stream")  # caches the token
+    with django_assert_num_queries(1):
+        response = auth_client.get(f"/api/v1/tracks/{track['id']}/stream")
+    assert response.status_code == 200

@@ -111,3 +111,20 @@ def test_delete_removes_the_object_after_commit(
     assert response.status_code == 204
     assert bucket_keys(s3) == []
     assert Track.objects.count() == 0
+
+
+def test_large_uploads_go_multipart_and_verify(auth_client, s3, settings, audio_dir):
+    from tests.audio import make_audio
+
+    settings.AWS_S3_MULTIPART_THRESHOLD = 256 * 1024
+    content = make_audio(
+        audio_dir / "long-multipart.wav", fmt="wav", seconds=30
+    ).read_bytes()
+    track = Track.objects.get(pk=create_track(auth_client, content)["id"])
+    head = s3.head_object(Bucket=s3.bucket, Key=track.storage_key)
+    assert head["ContentLength"] == len(content)
+    assert {k.lower(): v for k, v in head["Metadata"].items()} == {
+        "sha256": track.sha256
+    }
+    body = s3.get_object(Bucket=s3.bucket, Key=track.storage_key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == track.sha256

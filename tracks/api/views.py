@@ -49,10 +49,13 @@ class TrackListView(APIView):
     ) -> Request:
         # Set before anything (CSRF, auth) can read the body with the default
         # handlers, which would keep small files in memory and not hash them.
+        content_length = int(request.META.get("CONTENT_LENGTH") or 0)
         self.upload_handler = HashingUploadHandler(
             request,
             max_bytes=settings.TRACK_MAX_UPLOAD_BYTES,
             staging_dir=settings.VAR_DIR / "uploads",
+            want_md5=settings.TRACK_STORAGE_BACKEND == "s3"
+            and content_length < settings.AWS_S3_MULTIPART_THRESHOLD,
         )
         request.upload_handlers = [self.upload_handler]
         return super().initialize_request(request, *args, **kwargs)
@@ -140,7 +143,7 @@ class TrackPlaybackView(APIView):
         responses={200: PlaybackUrlOutputSerializer, 302: None, **ERRORS},
     )
     def get(self, request: Request, track_id: str) -> Response | HttpResponseRedirect:
-        track = selectors.track_get_visible(user=request.user, track_id=track_id)
+        track = selectors.track_get_playable(user=request.user, track_id=track_id)
         url = track_playback_url(
             track=track, kind=self.kind, origin_base=request.build_absolute_uri("/")
         )

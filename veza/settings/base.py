@@ -79,6 +79,7 @@ THIRD_PARTY_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally, not from a CDN
     "corsheaders",
     "django_prometheus",
     "django_tasks",
@@ -142,7 +143,11 @@ DATABASES = {
     )
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A SELECT 1 before reusing a connection in each request; off by default, as
+# in Django (a dropped connection then fails one request with a 503).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
+    "DATABASE_CONN_HEALTH_CHECKS", default=False
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the task worker and the web process write side by side.
     DATABASES["default"]["OPTIONS"] = {
@@ -165,6 +170,21 @@ CHANNEL_LAYERS: dict[str, Any] = (
     if REDIS_URL
     else {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 )
+
+# CACHE (Redis when REDIS_URL is set, so every process sees one cache)
+# ------------------------------------------------------------------------------
+CACHES: dict[str, Any] = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Seconds an API token's user is cached; 0 looks it up on every request.
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
 
 # TASKS (django-tasks, database backend; `manage.py db_worker` runs them)
 # ------------------------------------------------------------------------------
@@ -205,6 +225,64 @@ AWS_S3_MULTIPART_THRESHOLD = env.int(
     "AWS_S3_MULTIPART_THRESHOLD", default=64 * 1024 * 1024
 )
 
+# CDN (cdn/; rules veza.E010-E018 in veza/config.py)
+# ------------------------------------------------------------------------------
+CDN_ENABLED = env.bool("CDN_ENABLED", default=False)
+CDN_PROVIDER = env.str("CDN_PROVIDER", default="bunny")
+CDN_BASE_URL = env.str("CDN_BASE_URL", default="")
+CDN_SECURITY_KEY = env.str("CDN_SECURITY_KEY", default="")
+# Still accepted by the verifiers while edges switch to the new key.
+CDN_PREVIOUS_SECURITY_KEY = env.str("CDN_PREVIOUS_SECURITY_KEY", default="")
+CDN_TOKEN_TTL = env.int("CDN_TOKEN_TTL", default=3600)
+CDN_FALLBACK = env.str("CDN_FALLBACK", default="origin")
+CDN_BUNNY_TOKEN_SCHEME = env.str("CDN_BUNNY_TOKEN_SCHEME", default="hmac")
+CDN_BUNNY_COUNTRIES_ALLOWED: list[str] = env.list(
+    "CDN_BUNNY_COUNTRIES_ALLOWED", default=[]
+)
+CDN_BUNNY_COUNTRIES_BLOCKED: list[str] = env.list(
+    "CDN_BUNNY_COUNTRIES_BLOCKED", default=[]
+)
+CDN_BUNNY_SPEED_LIMIT = env.int("CDN_BUNNY_SPEED_LIMIT", default=0)
+CDN_CLOUDFLARE_MAC_ENCODING = env.str("CDN_CLOUDFLARE_MAC_ENCODING", default="base64")
+# /hls/<64 hex>/ is 70 characters: the WAF rule's fixed directory prefix.
+CDN_CLOUDFLARE_PREFIX_LENGTH = env.int("CDN_CLOUDFLARE_PREFIX_LENGTH", default=70)
+CDN_KEY_PAIR_ID = env.str("CDN_KEY_PAIR_ID", default="")
+CDN_PRIVATE_KEY_FILE = env.str("CDN_PRIVATE_KEY_FILE", default="")
+CDN_PREVIOUS_KEY_PAIR_ID = env.str("CDN_PREVIOUS_KEY_PAIR_ID", default="")
+CDN_PREVIOUS_PUBLIC_KEY_FILE = env.str("CDN_PREVIOUS_PUBLIC_KEY_FILE", default="")
+CDN_R2_ACCOUNT_ID = env.str("CDN_R2_ACCOUNT_ID", default="")
+CDN_R2_ACCESS_KEY_ID = env.str("CDN_R2_ACCESS_KEY_ID", default="")
+CDN_R2_SECRET_ACCESS_KEY = env.str("CDN_R2_SECRET_ACCESS_KEY", default="")
+CDN_R2_BUCKET = env.str("CDN_R2_BUCKET", default="")
+CDN_CACHE_CONTROL_SEGMENTS = env.str(
+    "CDN_CACHE_CONTROL_SEGMENTS", default="public, max-age=86400, immutable"
+)
+CDN_CACHE_CONTROL_PLAYLISTS = env.str(
+    "CDN_CACHE_CONTROL_PLAYLISTS", default="public, max-age=60"
+)
+
+# WEBRTC (webrtc/; rules veza.E030-E034 in veza/config.py)
+# ------------------------------------------------------------------------------
+WEBRTC_STUN_URLS: list[str] = env.list("WEBRTC_STUN_URLS", default=[])
+WEBRTC_TURN_URLS: list[str] = env.list("WEBRTC_TURN_URLS", default=[])
+WEBRTC_TURN_USERNAME = env.str("WEBRTC_TURN_USERNAME", default="")
+WEBRTC_TURN_CREDENTIAL = env.str("WEBRTC_TURN_CREDENTIAL", default="")
+# TURN REST shared secrets (coturn use-auth-secret): the first signs, coturn
+# accepts every one, so a new secret goes first during a rotation.
+WEBRTC_TURN_SECRETS: list[str] = env.list("WEBRTC_TURN_SECRET", default=[])
+WEBRTC_TURN_TTL = env.int("WEBRTC_TURN_TTL", default=3600)
+WEBRTC_TURN_ALLOW_ANONYMOUS = env.bool("WEBRTC_TURN_ALLOW_ANONYMOUS", default=False)
+WEBRTC_CONFIG_RATE = env.str("WEBRTC_CONFIG_RATE", default="60/min")
+WEBRTC_RING_TIMEOUT: float = env.int("WEBRTC_RING_TIMEOUT", default=45)
+# Seconds a party's device may be gone before the call ends with peer_gone.
+WEBRTC_DISCONNECT_GRACE: float = env.float("WEBRTC_DISCONNECT_GRACE", default=5.0)
+# Not from env: protocol limits, overridden only by tests.
+WEBRTC_TICKET_TTL = 60
+WEBRTC_MAX_MESSAGE_BYTES = 64 * 1024
+WEBRTC_MESSAGE_RATE = 20.0  # messages per second per connection, sustained
+WEBRTC_MESSAGE_BURST = 60  # ICE candidates arrive in bursts
+WEBRTC_MAX_VIOLATIONS = 20  # rate-limited messages before the socket is closed
+
 # CONFIGURATION RULES (veza/config.py; reported by veza/checks.py)
 # ------------------------------------------------------------------------------
 _resolved = config.resolve(
@@ -218,16 +296,39 @@ _resolved = config.resolve(
         s3_bucket=AWS_STORAGE_BUCKET_NAME,
         s3_access_key=AWS_ACCESS_KEY_ID,
         s3_secret_key=AWS_SECRET_ACCESS_KEY,
+        cdn_enabled=CDN_ENABLED,
+        cdn_provider=CDN_PROVIDER,
+        cdn_base_url=CDN_BASE_URL,
+        cdn_security_key=CDN_SECURITY_KEY,
+        cdn_token_ttl=CDN_TOKEN_TTL,
+        cdn_fallback=CDN_FALLBACK,
+        cdn_bunny_token_scheme=CDN_BUNNY_TOKEN_SCHEME,
+        cdn_cloudflare_mac_encoding=CDN_CLOUDFLARE_MAC_ENCODING,
+        cdn_key_pair_id=CDN_KEY_PAIR_ID,
+        cdn_private_key_file=CDN_PRIVATE_KEY_FILE,
+        cdn_r2_account_id=CDN_R2_ACCOUNT_ID,
+        cdn_r2_access_key_id=CDN_R2_ACCESS_KEY_ID,
+        cdn_r2_secret_access_key=CDN_R2_SECRET_ACCESS_KEY,
+        cdn_r2_bucket=CDN_R2_BUCKET,
+        webrtc_stun_urls=tuple(WEBRTC_STUN_URLS),
+        webrtc_turn_urls=tuple(WEBRTC_TURN_URLS),
+        webrtc_turn_username=WEBRTC_TURN_USERNAME,
+        webrtc_turn_credential=WEBRTC_TURN_CREDENTIAL,
+        webrtc_turn_secrets=tuple(WEBRTC_TURN_SECRETS),
+        webrtc_turn_ttl=WEBRTC_TURN_TTL,
+        webrtc_ring_timeout=int(WEBRTC_RING_TIMEOUT),
     )
 )
 CONFIG_PROBLEMS = _resolved.problems
 TRACK_STORAGE_BACKEND = _resolved.track_storage_backend
+WEBRTC_TURN_TTL = _resolved.webrtc_turn_ttl
+WEBRTC_RING_TIMEOUT = _resolved.webrtc_ring_timeout
 
 # AUTH AND API
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "veza.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -243,6 +344,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 CORS_ALLOWED_ORIGINS: list[str] = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_EXPOSE_HEADERS = ["Content-Length", "Content-Range", "ETag"]

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracks.migration import (
@@ -99,6 +100,13 @@ class Command(BaseCommand):
             raise CommandError("say where to move tracks: --to s3 or --to local")
         if options["workers"] < 1 or options["batch_size"] < 1:
             raise CommandError("--workers and --batch-size must be at least 1")
+        if options["workers"] > settings.AWS_S3_MAX_POOL_CONNECTIONS:
+            # More threads than pooled connections means reconnect churn.
+            raise CommandError(
+                f"--workers {options['workers']} exceeds "
+                f"AWS_S3_MAX_POOL_CONNECTIONS={settings.AWS_S3_MAX_POOL_CONNECTIONS}; "
+                "raise that setting or use fewer"
+            )
         if options["dry_run"]:
             plan = migration_plan(target=target, track_ids=options["tracks"])
             if options["limit"]:
@@ -213,14 +221,10 @@ class Command(BaseCommand):
     # Audit and purge ------------------------------------------------------------
 
     def _verify(self, options: dict[str, Any]) -> None:
-        from tracks.storage_audit import AuditReport
-
         backends = [options["to"]] if options["to"] else ["local", "s3"]
-        from django.conf import settings
-
         if not settings.AWS_S3_ENABLED and "s3" in backends:
             backends.remove("s3")
-        report: AuditReport = storage_audit(backends=backends)
+        report = storage_audit(backends=backends)
         if options["delete_orphans"] and report.orphans:
             if not options["yes"]:
                 answer = input(f"Delete {len(report.orphans)} orphan(s)? Type 'yes': ")

@@ -1,0 +1,64 @@
+"""Input and output shapes of the webrtc API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from webrtc.models import Call
+
+
+class CallErrorDetailSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class CallErrorOutputSerializer(serializers.Serializer[Any]):
+    """The API's one error shape (named apart from the tracks app's copy)."""
+
+    error = CallErrorDetailSerializer()
+
+
+class IceServerOutputSerializer(serializers.Serializer[Any]):
+    urls = serializers.ListField(child=serializers.CharField())
+    username = serializers.CharField(required=False)
+    credential = serializers.CharField(required=False)
+
+
+class IceConfigOutputSerializer(serializers.Serializer[Any]):
+    iceServers = IceServerOutputSerializer(many=True)  # noqa: N815 (WebRTC name)
+    hasTurn = serializers.BooleanField()  # noqa: N815
+    ttl = serializers.IntegerField(allow_null=True)
+
+
+class TicketOutputSerializer(serializers.Serializer[Any]):
+    ticket = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    url = serializers.CharField(help_text="Websocket path to open with the ticket.")
+
+
+class CallPartyOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class CallOutputSerializer(serializers.ModelSerializer[Call]):
+    caller = CallPartyOutputSerializer()
+    callee = CallPartyOutputSerializer()
+
+    class Meta:
+        model = Call
+        fields = [
+            "id",
+            "caller",
+            "callee",
+            "media",
+            "state",
+            "end_reason",
+            "created_at",
+            "answered_at",
+            "ended_at",
+            "duration_seconds",
+        ]
