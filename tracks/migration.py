@@ -317,11 +317,18 @@ def storage_migrate(
     claimed_total = 0
     in_flight: dict[Future[Outcome], Track] = {}
     verified: list[tuple[Track, Outcome]] = []
-    last_beat = time.monotonic()
+    last_beat = last_flip = time.monotonic()
     exhausted = False
+    # Enough rows in flight to keep every worker busy, claimed and flipped in
+    # batches so the database costs a few queries per batch, not per file.
+    capacity = max(options.workers * 2, options.batch_size)
+    claim_at = max(1, min(options.batch_size, capacity) // 2)
+    # Build the clients once, before the threads would race to build them.
+    storage_for(StorageBackend.LOCAL)
+    storage_for(StorageBackend.S3)
 
-    def settle(outcomes: list[tuple[Outcome, Track]]) -> None:
-        nonlocal verified
+    def settle(outcomes: list[tuple[Outcome, Track]], *, flush: bool) -> None:
+        nonlocal verified, last_flip
         for outcome, track in outcomes:
             if outcome.kind == "failed":
                 track_fail(runner=runner, outcome=outcome)
@@ -332,7 +339,9 @@ def storage_migrate(
                 ).inc()
             else:
                 verified.append((track, outcome))
-        if verified:
+        due = time.monotonic() - last_flip >= 0.5 or len(verified) >= claim_at
+        if verified and (flush or due):
+            last_flip = time.monotonic()
             flipped = tracks_flip(
                 runner=runner, target=target, tracks=[t for t, _ in verified]
             )
@@ -356,10 +365,11 @@ def storage_migrate(
             max_workers=max(1, options.workers), thread_name_prefix="migrate"
         ) as pool:
             while True:
-                room = options.workers * 2 - len(in_flight)
+                room = capacity - len(in_flight)
                 if options.limit is not None:
                     room = min(room, options.limit - claimed_total)
-                if not exhausted and room > 0:
+                wanted = room >= claim_at or (room > 0 and not in_flight)
+                if not exhausted and wanted:
                     batch = tracks_claim(
                         runner=runner,
                         target=target,
@@ -397,7 +407,10 @@ def storage_migrate(
                 done, _ = wait(
                     in_flight, timeout=heartbeat_seconds, return_when=FIRST_COMPLETED
                 )
-                settle([(f.result(), in_flight.pop(f)) for f in done])
+                settle(
+                    [(f.result(), in_flight.pop(f)) for f in done],
+                    flush=not in_flight or (exhausted and len(in_flight) < claim_at),
+                )
                 if time.monotonic() - last_beat >= heartbeat_seconds:
                     run.save()
                     last_beat = time.monotonic()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,16 +380,29 @@ class S3Storage(TrackStorage):
             ) from exc
 
 
-@functools.cache
+_storages: dict[str, TrackStorage] = {}
+# Building an S3 client takes most of a second; threads that all miss the
+# cache at once must not each build one.
+_storages_lock = threading.Lock()
+
+
 def storage_for(backend: str) -> TrackStorage:
     """The storage of one backend, built once per process."""
-    if backend == "local":
-        return LocalStorage(Path(settings.MEDIA_ROOT))
-    if backend == "s3":
-        return S3Storage()
-    raise ValueError(f"unknown storage backend {backend!r}")
+    storage = _storages.get(backend)
+    if storage is not None:
+        return storage
+    with _storages_lock:
+        if backend not in _storages:
+            if backend == "local":
+                _storages[backend] = LocalStorage(Path(settings.MEDIA_ROOT))
+            elif backend == "s3":
+                _storages[backend] = S3Storage()
+            else:
+                raise ValueError(f"unknown storage backend {backend!r}")
+        return _storages[backend]
 
 
 def storage_reset(**kwargs: Any) -> None:
     """Forget built storages, after settings change (tests, reconfiguration)."""
-    storage_for.cache_clear()
+    with _storages_lock:
+        _storages.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import signal
 import time
@@ -170,3 +171,31 @@ def test_with_the_server_down_the_run_fails_cleanly_and_recovers(
     proxy.faults = Faults()
     finish(settings, proxy.endpoint, "--workers", "2")
     assert_all_on_s3_and_intact(s3_local, settings, tracks)
+
+
+def test_several_processes_share_the_work(s3_local, proxy, owner, settings):
+    tracks = make_local_tracks(
+        owner, Path(settings.MEDIA_ROOT), 80, size=8 * 1024, seed=15
+    )
+    process = start_command(
+        settings,
+        "--to",
+        "s3",
+        "--processes",
+        "2",
+        "--workers",
+        "3",
+        "--json",
+        endpoint=proxy.endpoint,
+    )
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    summary = json.loads(out)
+    assert (summary["moved"], summary["failed"], summary["status"]) == (
+        80,
+        0,
+        "succeeded",
+    )
+    assert len(summary["run"].split(",")) == 2
+    assert_all_on_s3_and_intact(s3_local, settings, tracks)
+    assert set(proxy.puts().values()) == {1}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
 import sys
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +21,7 @@ from tracks.migration import (
     storage_migrate,
     track_failures,
 )
-from tracks.models import StorageMigrationRun
+from tracks.models import MigrationRunStatus, StorageMigrationRun
 from tracks.storage_audit import (
     storage_audit,
     storage_delete_orphans,
@@ -41,6 +45,14 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="show what would move"
         )
         parser.add_argument("--workers", type=int, default=8, help="parallel transfers")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="runner processes on this host, each with --workers threads "
+            "(small files are CPU-bound in one Python process)",
+        )
+        parser.add_argument("--run-group", default="", help=argparse.SUPPRESS)
         parser.add_argument("--batch-size", type=int, default=64, help="rows per claim")
         parser.add_argument("--limit", type=int, help="move at most this many rows")
         parser.add_argument(
@@ -117,18 +129,21 @@ class Command(BaseCommand):
                 f"Would move {plan['rows']} track(s), {_mb(plan['bytes'])}, "
                 f"to {target}.",
             )
-        run = storage_migrate(
-            options=MoveOptions(
-                target=target,
-                workers=options["workers"],
-                batch_size=options["batch_size"],
-                limit=options["limit"],
-                track_ids=options["tracks"],
-                lease_seconds=options["lease_seconds"],
-                started_by="manage.py migrate_storage",
-            ),
-            progress=self._progress_reporter(options),
-        )
+        if options["processes"] > 1:
+            run = self._run_processes(options)
+        else:
+            run = storage_migrate(
+                options=MoveOptions(
+                    target=target,
+                    workers=options["workers"],
+                    batch_size=options["batch_size"],
+                    limit=options["limit"],
+                    track_ids=options["tracks"],
+                    lease_seconds=options["lease_seconds"],
+                    started_by=f"manage.py migrate_storage{options['run_group']}",
+                ),
+                progress=self._progress_reporter(options),
+            )
         self._finish_progress()
         summary = self._summary(run)
         self._emit(options, summary, self._summary_text(run))
@@ -141,6 +156,100 @@ class Command(BaseCommand):
                 + ", ".join(f"{k}={v}" for k, v in sorted(failures.items()))
                 + ". See the admin's storage page or `--verify-only`; rerun to retry."
             )
+
+    # Several processes ------------------------------------------------------------
+
+    def _run_processes(self, options: dict[str, Any]) -> StorageMigrationRun:
+        """Start N runners of this command and report them as one run.
+
+        Each runner claims rows like a runner on another host would; their
+        runs are recorded separately and summed here.
+        """
+        count = options["processes"]
+        group = f" [group {uuid.uuid4().hex[:12]}]"
+        limit = options["limit"]
+        children = []
+        for i in range(count):
+            argv = [
+                sys.executable,
+                str(Path(settings.BASE_DIR) / "manage.py"),
+                "migrate_storage",
+                "--to",
+                options["to"],
+                "--workers",
+                str(options["workers"]),
+                "--batch-size",
+                str(options["batch_size"]),
+                "--lease-seconds",
+                str(options["lease_seconds"]),
+                "--json",
+                "--run-group",
+                group,
+            ]
+            for track in options["tracks"]:
+                argv += ["--track", track]
+            if limit is not None:
+                argv += [
+                    "--limit",
+                    str(limit // count + (1 if i < limit % count else 0)),
+                ]
+            children.append(
+                subprocess.Popen(  # noqa: S603  (our own command, fixed arguments)
+                    argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                )
+            )
+        report = self._progress_reporter(options)
+        try:
+            while any(child.poll() is None for child in children):
+                time.sleep(1)
+                combined = self._combined_run(group, options["to"])
+                if combined is not None:
+                    report(combined)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+        errors = [c.stderr.read() if c.stderr else "" for c in children]
+        combined = self._combined_run(group, options["to"])
+        if combined is None:
+            raise CommandError(
+                "no runner started: " + " | ".join(e[-500:] for e in errors)
+            )
+        if any(c.returncode not in (0, 1) for c in children):
+            combined.status = MigrationRunStatus.INTERRUPTED
+        return combined
+
+    @staticmethod
+    def _combined_run(group: str, target: str) -> StorageMigrationRun | None:
+        runs = list(StorageMigrationRun.objects.filter(started_by__endswith=group))
+        if not runs:
+            return None
+        combined = StorageMigrationRun(
+            target=target, started_by=f"manage.py migrate_storage{group}"
+        )
+        combined.pk = ",".join(str(r.pk) for r in runs)
+        combined.selected = max(r.selected for r in runs)
+        combined.selected_bytes = max(r.selected_bytes for r in runs)
+        for field in ("moved", "already_there", "skipped", "failed", "bytes_moved"):
+            setattr(combined, field, sum(getattr(r, field) for r in runs))
+        for r in runs:
+            for reason, n in r.failures.items():
+                combined.failures[reason] = combined.failures.get(reason, 0) + n
+        combined.started_at = min(r.started_at for r in runs)
+        combined.heartbeat_at = max(r.heartbeat_at for r in runs)
+        finished = [r.finished_at for r in runs if r.finished_at]
+        combined.finished_at = max(finished) if len(finished) == len(runs) else None
+        statuses = {r.status for r in runs}
+        combined.status = (
+            MigrationRunStatus.RUNNING
+            if MigrationRunStatus.RUNNING in statuses
+            else MigrationRunStatus.FAILED
+            if MigrationRunStatus.FAILED in statuses
+            else MigrationRunStatus.INTERRUPTED
+            if MigrationRunStatus.INTERRUPTED in statuses
+            else MigrationRunStatus.SUCCEEDED
+        )
+        return combined
 
     # Output -------------------------------------------------------------------
 
