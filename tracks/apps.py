@@ -11,6 +11,7 @@ class TracksConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import setting_changed
 
+        from tracks import signals  # noqa: F401  (cache invalidation receivers)
         from tracks.playback import playback_cache_reset
         from tracks.storage import storage_reset
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
@@ -26,6 +27,7 @@ from tracks.models import (
     StorageMigrationRun,
     Track,
 )
+from tracks.selectors import playback_cache_key
 from tracks.storage import (
     CorruptObject,
     LocalStorage,
@@ -270,6 +272,8 @@ def tracks_flip(*, runner: str, target: str, tracks: list[Track]) -> set[Any]:
             migration_lease_until=None,
             migration_error="",
         )
+    # A bulk update sends no signals: forget the cached playback columns here.
+    cache.delete_many([playback_cache_key(pk) for pk in ids])
     return ids
 
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
 
 from tracks.models import (
@@ -16,6 +17,7 @@ from tracks.models import (
     Track,
     Visibility,
 )
+from veza import metrics
 from veza.errors import Forbidden, NotFound
 
 
@@ -51,20 +53,43 @@ PLAYBACK_FIELDS = (
 )
 
 
-def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
-    """`track_get_visible` for the playback hot path: one lean query.
+# Seconds a track's playback columns stay cached. Every write path clears
+# the entry (tracks/signals.py, migration flips), so this only bounds staleness
+# from writes made outside the app.
+PLAYBACK_CACHE_SECONDS = 60
 
-    Only the columns playback needs, no owner join, no ordering.
+
+def playback_cache_key(track_id: uuid.UUID | str) -> str:
+    return f"veza:track-playback:{track_id}"
+
+
+def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
+    """`track_get_visible` for the playback hot path, usually without a query.
+
+    The columns playback needs are cached per track; the access rule is
+    applied to them here, on every call.
     """
-    allowed = Q(visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED])
-    if user.is_authenticated:
-        allowed |= Q(owner=user)
-    found = list(
-        Track.objects.filter(allowed, pk=track_id).only(*PLAYBACK_FIELDS).order_by()[:1]
+    key = playback_cache_key(track_id)
+    fields = cache.get(key)
+    if fields is None:
+        metrics.CACHE_MISSES.labels("track_playback").inc()
+        fields = (
+            Track.objects.filter(pk=track_id)
+            .order_by()
+            .values(*PLAYBACK_FIELDS)
+            .first()
+        )
+        if fields is not None:
+            cache.set(key, fields, PLAYBACK_CACHE_SECONDS)
+    else:
+        metrics.CACHE_HITS.labels("track_playback").inc()
+    visible = fields is not None and (
+        fields["visibility"] in (Visibility.PUBLIC, Visibility.UNLISTED)
+        or (user.is_authenticated and fields["owner_id"] == user.pk)
     )
-    if not found:
+    if not visible:
         raise NotFound("No such track.", code="track_not_found")
-    return found[0]
+    return Track(**fields)
 
 
 def track_get_owned(*, user: Any, track_id: uuid.UUID | str) -> Track:

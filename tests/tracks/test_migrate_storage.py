@@ -73,6 +73,16 @@ def test_moves_every_row_to_s3_verified_and_playable(
     assert all((Path(settings.MEDIA_ROOT) / t.storage_key).exists() for t in tracks)
 
 
+def test_playback_follows_the_flip_at_once(s3_local, auth_client, wav_file):
+    track = create_track(auth_client, wav_file.read_bytes())
+    url = f"/api/v1/tracks/{track['id']}/stream"
+    assert auth_client.get(url).json()["source"] == "origin"
+    migrate("--to", "s3")
+    body = auth_client.get(url).json()
+    assert body["source"] == "s3"
+    assert requests.get(body["url"], timeout=10).content == wav_file.read_bytes()
+
+
 def test_a_second_run_is_a_no_op(s3_local, user, settings):
     make_local_tracks(user, Path(settings.MEDIA_ROOT), 4, size=1000)
     migrate("--to", "s3")
