@@ -1,4 +1,4 @@
-"""Run every benchmark (`make bench`): upload, stream URL, storage migration.
+"""Run every benchmark (`make bench`): upload, stream, migration, CDN signing.
 
 Each benchmark prints its own table and ratios; figures are also written as
 JSON under bench/out/. See docs/BENCHMARKS.md for the recorded results.
@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["bench_upload.py", "bench_stream_url.py", "bench_migrate.py"]
+SCRIPTS = [
+    "bench_upload.py",
+    "bench_stream_url.py",
+    "bench_migrate.py",
+    "bench_cdn.py",
+]
 TIMEOUT = 45 * 60  # seconds per script
 
 

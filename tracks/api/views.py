@@ -49,7 +49,10 @@ class TrackListView(APIView):
     ) -> Request:
         # Set before anything (CSRF, auth) can read the body with the default
         # handlers, which would keep small files in memory and not hash them.
-        content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+        try:
+            content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            content_length = 0  # the multipart parser refuses it with a 400
         self.upload_handler = HashingUploadHandler(
             request,
             max_bytes=settings.TRACK_MAX_UPLOAD_BYTES,
