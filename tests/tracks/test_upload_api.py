@@ -224,4 +224,3 @@ def test_upload_memory_does_not_hold_the_file(auth_client, audio_dir):
         response = auth_client.post(LIST_URL, {"file": f}, format="multipart")
     assert response.status_code == 201
     assert reverse("tracks-api:list") == LIST_URL
-
