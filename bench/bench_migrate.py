@@ -22,7 +22,7 @@ MB = 10**6 bytes. Goals: >= 1.0x rclone on both datasets, >= 0.9x s5cmd on
 4 MiB files, no-op re-run < 2 s.
 
     .venv/bin/python bench/bench_migrate.py [--concurrency 8,16] [--no-aws]
-        [--datasets large,small,noop] [--workers-only]
+        [--datasets large,small,noop] [--scale 0.02]
 """
 
 from __future__ import annotations

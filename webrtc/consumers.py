@@ -12,19 +12,24 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from redis.exceptions import RedisError
 
 from veza import metrics
 from veza.errors import DomainError
 from webrtc import ice, selectors, services, tickets
-from webrtc.errors import BadMessage
+from webrtc.errors import BadMessage, PeerUnreachable
 from webrtc.models import CallMedia
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+# A send the channel layer cannot take (full queue, Redis pool exhausted or
+# unreachable) drops that frame; it must not kill the sender's socket.
+LAYER_ERRORS = (ChannelFull, RedisError, OSError)
 CLOSE_FLOODING = 4429
 
 CLIENT_TYPES = (
@@ -91,7 +96,7 @@ class TokenBucket:
         return True
 
 
-class CallConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class CallConsumer(AsyncJsonWebsocketConsumer):
     user: Any = None
     accepted = False
 
@@ -293,7 +298,12 @@ class CallConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         frame = {"type": message["type"], "call_id": str(call_id), **payload}
         event = {"type": "signal.deliver", "frame": frame}
         if kind == "channel":
-            await self.channel_layer.send(name, event)
+            try:
+                await self.channel_layer.send(name, event)
+            except LAYER_ERRORS:
+                # The peer's process is not keeping up; a lost candidate is
+                # survivable, a crashed sender is not.
+                raise PeerUnreachable() from None
         else:
             await self.channel_layer.group_send(name, event)
 
@@ -331,7 +341,10 @@ class CallConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 "route_channel": delivery.route_channel,
             }
             if delivery.channel:
-                await self.channel_layer.send(delivery.channel, event)
+                try:
+                    await self.channel_layer.send(delivery.channel, event)
+                except LAYER_ERRORS:
+                    logger.warning("channel full, frame dropped: %s", frame["type"])
             elif delivery.group:
                 await self.channel_layer.group_send(delivery.group, event)
 

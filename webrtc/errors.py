@@ -1,6 +1,12 @@
 """Errors of the webrtc app, each with a stable code."""
 
-from veza.errors import Conflict, DomainError, Forbidden, NotFound
+from veza.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+)
 
 
 class CallNotFound(NotFound):
@@ -36,3 +42,8 @@ class InvalidCallee(DomainError):
 class BadMessage(DomainError):
     code = "bad_message"
     default_message = "The message is not a valid signaling message."
+
+
+class PeerUnreachable(ServiceUnavailable):
+    code = "peer_unreachable"
+    default_message = "The other party is not keeping up; the message was dropped."

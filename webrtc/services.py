@@ -26,8 +26,8 @@ from webrtc.errors import (
     InvalidCallee,
     NotAParty,
 )
-from webrtc.selectors import user_group
 from webrtc.models import ACTIVE_STATES, Call, CallMedia, CallState, EndReason
+from webrtc.selectors import user_group
 
 # Reasons a client may give in call.hangup; anything else is a plain hangup.
 CLIENT_HANGUP_REASONS = {

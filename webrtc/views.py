@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 
 
 @login_required(login_url=reverse_lazy("webrtc:login"))
@@ -15,7 +15,7 @@ def call_page(request: HttpRequest) -> HttpResponse:
     people = (
         get_user_model()
         .objects.filter(is_active=True)
-        .exclude(pk=request.user.pk)
+        .exclude(pk=request.user.pk or 0)
         .order_by("username")
         .values("id", "username")[:500]
     )
@@ -26,4 +26,6 @@ def call_page(request: HttpRequest) -> HttpResponse:
 
 class CallLoginView(LoginView):
     template_name = "webrtc/login.html"
-    next_page = reverse_lazy("webrtc:calls")
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("webrtc:calls")

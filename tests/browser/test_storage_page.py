@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from tests.s3proxy import Faults, S3Proxy
 from tests.tracks.migration_helpers import make_local_tracks, start_command
@@ -51,6 +51,9 @@ def browser_page():
         finally:
             browser.close()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            # Queries made under Playwright's loop opened their own
+            # connection; close it so the test database can be dropped.
+            connections.close_all()
 
 
 def test_staff_watch_migration_progress_live(
@@ -113,4 +116,3 @@ def test_staff_watch_migration_progress_live(
             process.kill()
             process.communicate()
         proxy.stop()
-        time.sleep(0)

@@ -164,7 +164,14 @@ CHANNEL_LAYERS: dict[str, Any] = (
     {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # channels-redis queues every socket of one process in one list
+            # and counts the capacity over it, and redis-py's pool refuses a
+            # 101st connection: both defaults (100) are too few for a process
+            # holding hundreds of call sockets.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": 2000}],
+                "capacity": 5000,
+            },
         }
     }
     if REDIS_URL

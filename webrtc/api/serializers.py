@@ -28,8 +28,8 @@ class IceServerOutputSerializer(serializers.Serializer[Any]):
 
 
 class IceConfigOutputSerializer(serializers.Serializer[Any]):
-    iceServers = IceServerOutputSerializer(many=True)  # noqa: N815 (WebRTC name)
-    hasTurn = serializers.BooleanField()  # noqa: N815
+    iceServers = IceServerOutputSerializer(many=True)
+    hasTurn = serializers.BooleanField()
     ttl = serializers.IntegerField(allow_null=True)
 
 

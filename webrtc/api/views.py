@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -85,7 +85,7 @@ class CallTicketView(APIView):
         "60 seconds, for API clients without a session cookie.",
     )
     def post(self, request: Request) -> Response:
-        ticket, ttl = tickets.ticket_issue(user_id=request.user.pk)
+        ticket, ttl = tickets.ticket_issue(user_id=cast(int, request.user.pk))
         return Response(
             {"ticket": ticket, "expires_in": ttl, "url": f"/ws/calls/?ticket={ticket}"},
             status=201,

@@ -1,0 +1,182 @@
+"""Two browsers call each other on the call page (Playwright + Debian chromium)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from tests.webrtc.coturn import TURNSERVER, start_coturn
+from tests.webrtc.servers import start_daphne
+from webrtc.models import Call, CallState, EndReason
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian chromium is not installed (apt-get install chromium)",
+    ),
+]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Fake camera and microphone, granted without a prompt.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    # Real host candidates instead of .local names no resolver here answers.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
+]
+
+CONNECTED = (
+    "() => window.vezaCalls.pc && window.vezaCalls.pc.connectionState === 'connected'"
+)
+
+
+@pytest.fixture
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            # ORM calls made while Playwright's loop runs get a connection
+            # of their own; left open, PostgreSQL keeps the test database.
+            connections.close_all()
+            chromium.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def logged_in_page(browser, server, user, path="/calls/"):
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(permissions=["camera", "microphone"])
+    context.add_cookies(
+        [
+            {
+                "name": "sessionid",
+                "value": client.cookies["sessionid"].value,
+                "url": server.http,
+            }
+        ]
+    )
+    page = context.new_page()
+    page.goto(server.http + path)
+    page.wait_for_function(
+        "() => window.vezaCalls && window.vezaCalls.ice.loaded"
+        " && window.vezaCalls.socketOpen"
+    )
+    return page
+
+
+def place_and_answer(caller_page, callee_page, callee) -> None:
+    caller_page.select_option("#callee", str(callee.pk))
+    caller_page.click("#call")
+    callee_page.locator("#answer").wait_for(state="visible", timeout=15_000)
+    callee_page.click("#answer")
+    for page in (caller_page, callee_page):
+        page.wait_for_function(CONNECTED, timeout=30_000)
+
+
+def hang_up(caller_page, callee_page) -> None:
+    caller_page.click("#hangup")
+    for page in (caller_page, callee_page):
+        page.wait_for_function(
+            "() => document.getElementById('calls').dataset.state === 'ended'",
+            timeout=10_000,
+        )
+        assert page.evaluate("window.vezaCalls.lastCall.reason") == "hangup"
+        assert page.evaluate("window.vezaCalls.lastCall.pc.connectionState") == "closed"
+
+
+def test_two_browsers_connect_and_hang_up(
+    settings, tmp_path, browser, user, other_user
+):
+    server = start_daphne(settings, tmp_path)
+    try:
+        alice = logged_in_page(browser, server, user)
+        bob = logged_in_page(browser, server, other_user)
+        # No TURN configured: the call button warns before anyone calls.
+        assert alice.evaluate("window.vezaCalls.ice.hasTurn") is False
+        assert "No TURN relay" in alice.get_attribute("#call", "title")
+        assert alice.locator("#turn-warning").is_visible()
+        place_and_answer(alice, bob, other_user)
+        alice.click("#mute")
+        assert alice.get_attribute("#mute", "aria-pressed") == "true"
+        hang_up(alice, bob)
+        call = Call.objects.get()
+        assert (call.state, call.end_reason) == (CallState.ENDED, EndReason.HANGUP)
+        assert call.answered_at is not None
+    finally:
+        server.stop()
+
+
+def test_the_page_falls_back_to_public_stun_when_the_config_fails(
+    settings, tmp_path, browser, user
+):
+    server = start_daphne(settings, tmp_path)
+    try:
+        context = browser.new_context()
+        client = Client()
+        client.force_login(user)
+        context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": server.http,
+                }
+            ]
+        )
+        page = context.new_page()
+        page.route("**/api/v1/config/webrtc", lambda route: route.abort())
+        page.goto(server.http + "/calls/")
+        page.wait_for_function("() => window.vezaCalls.ice.loaded")
+        assert page.evaluate("window.vezaCalls.ice.fallback") is True
+        assert page.evaluate("window.vezaCalls.ice.hasTurn") is False
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(TURNSERVER is None, reason="coturn is not installed")
+def test_relay_only_calls_go_through_coturn(
+    settings, tmp_path, browser, user, other_user
+):
+    turn = start_coturn(tmp_path, ["browser-secret"])
+    server = start_daphne(
+        settings,
+        tmp_path,
+        extra={
+            "WEBRTC_TURN_URLS": turn.url,
+            "WEBRTC_TURN_SECRET": "browser-secret",
+            "WEBRTC_TURN_TTL": "600",
+        },
+    )
+    try:
+        alice = logged_in_page(browser, server, user, "/calls/?policy=relay")
+        bob = logged_in_page(browser, server, other_user, "/calls/?policy=relay")
+        assert alice.evaluate("window.vezaCalls.ice.hasTurn") is True
+        assert alice.get_attribute("#call", "title") == "Call"
+        place_and_answer(alice, bob, other_user)
+        for page in (alice, bob):
+            pair = page.evaluate("window.vezaCalls.selectedCandidatePair()")
+            assert pair == {"local": "relay", "remote": "relay"}
+        hang_up(alice, bob)
+    finally:
+        server.stop()
+        turn.stop()

@@ -1,0 +1,99 @@
+"""Daphne in a subprocess on a free port, sharing the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.s3server import free_port
+from tests.tracks.migration_helpers import database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DAPHNE = str(Path(sys.executable).parent / "daphne")
+
+
+@dataclass
+class Daphne:
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def redis_reachable(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or 6379), timeout=1
+        ) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_daphne(
+    settings, workdir: Path, *, redis_url: str = "", extra: dict[str, str] | None = None
+) -> Daphne:
+    """daphne serving veza.asgi on the test database (and Redis when given)."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "VEZA_", "AWS_", "TRACK_", "WEBRTC_", "CDN_"))
+    }
+    environment.pop("REDIS_URL", None)
+    environment.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "veza.settings.base",
+            "DATABASE_URL": database_url(),
+            # Sessions made by the test must verify in the server.
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "VEZA_VAR_DIR": str(workdir / "var"),
+            "DJANGO_LOG_LEVEL": "WARNING",
+            **({"REDIS_URL": redis_url} if redis_url else {}),
+            **(extra or {}),
+        }
+    )
+    port = free_port()
+    log = workdir / f"daphne-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "veza.asgi:application"],
+            cwd=BASE_DIR,
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited: {log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return Daphne(port=port, process=process, log=log)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("daphne did not start in 30 s")
