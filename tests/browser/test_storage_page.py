@@ -50,10 +50,10 @@ def browser_page():
             yield browser.new_page()
         finally:
             browser.close()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
             # Queries made under Playwright's loop opened their own
             # connection; close it so the test database can be dropped.
             connections.close_all()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def test_staff_watch_migration_progress_live(
