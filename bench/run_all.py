@@ -1,4 +1,4 @@
-"""Run every benchmark (`make bench`): upload, stream, migration, CDN signing.
+"""Run every benchmark (`make bench`): upload, stream, migration, CDN, calls.
 
 Each benchmark prints its own table and ratios; figures are also written as
 JSON under bench/out/. See docs/BENCHMARKS.md for the recorded results.
@@ -16,6 +16,7 @@ SCRIPTS = [
     "bench_stream_url.py",
     "bench_migrate.py",
     "bench_cdn.py",
+    "bench_signaling.py",
 ]
 TIMEOUT = 45 * 60  # seconds per script
 
