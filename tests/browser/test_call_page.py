@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-from django.db import connections
 from django.test import Client
 
+from tests.browser.conftest import chromium, requires_chromium
 from tests.webrtc.coturn import TURNSERVER, start_coturn
 from tests.webrtc.servers import start_daphne
 from webrtc.models import Call, CallState, EndReason
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Debian chromium is not installed (apt-get install chromium)",
-    ),
-]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+CALL_ARGS = [
     # Fake camera and microphone, granted without a prompt.
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
@@ -46,20 +28,8 @@ CONNECTED = (
 
 @pytest.fixture
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            # ORM calls made while Playwright's loop runs get a connection
-            # of their own; left open, PostgreSQL keeps the test database.
-            connections.close_all()
-            chromium.close()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with chromium(CALL_ARGS) as running:
+        yield running
 
 
 def logged_in_page(browser, server, user, path="/calls/"):

@@ -2,58 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 
+from tests.browser.conftest import chromium, requires_chromium
 from tests.s3proxy import Faults, S3Proxy
 from tests.tracks.migration_helpers import make_local_tracks, start_command
 from tracks.models import Track
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Debian chromium is not installed (apt-get install chromium)",
-    ),
-]
-
-# Flags for a sandboxed machine with no network: see the webrtc/env notes.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
 
 
 @pytest.fixture
 def browser_page():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls
-    # the test makes alongside it are still plain synchronous calls.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-            # Queries made under Playwright's loop opened their own
-            # connection; close it so the test database can be dropped.
-            connections.close_all()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with chromium() as browser:
+        yield browser.new_page()
 
 
 def test_staff_watch_migration_progress_live(

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import stop_process
 from tests.s3server import free_port
 
 TURNSERVER = shutil.which("turnserver")
@@ -25,12 +26,7 @@ class Coturn:
         return f"turn:127.0.0.1:{self.port}?transport=udp"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def start_coturn(workdir: Path, secrets: list[str], realm: str = "veza.test") -> Coturn:

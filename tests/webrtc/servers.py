@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import stop_process
 from tests.s3server import free_port
 from tests.tracks.migration_helpers import database_url
 
@@ -32,12 +33,7 @@ class Daphne:
         return f"ws://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def redis_reachable(url: str) -> bool:
