@@ -57,6 +57,12 @@ def storage_audit(*, backends: list[str]) -> AuditReport:
     upload are found.
     """
     report = AuditReport()
+    # Any row, on either backend, may own a key: a copy left behind on the
+    # old backend is not an orphan until purged. Read once for all backends.
+    all_keys = {
+        track_key(t)
+        for t in Track.objects.only("id", "storage_key", "sha256", "mime_type")
+    }
     for backend in backends:
         storage = storage_for(backend)
         known: set[str] = set()
@@ -86,12 +92,6 @@ def storage_audit(*, backends: list[str]) -> AuditReport:
                         "sha256": sha256,
                     }
                 )
-        # Any row, on either backend, may own a key: a copy left behind on
-        # the old backend is not an orphan until purged.
-        all_keys = {
-            track_key(t)
-            for t in Track.objects.only("id", "storage_key", "sha256", "mime_type")
-        }
         for key, size in storage.keys(PREFIX):
             if key not in all_keys:
                 report.orphans.append({"backend": backend, "key": key, "size": size})
