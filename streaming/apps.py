@@ -1,4 +1,4 @@
-"""The streaming app: HLS packaging and serving (see the HLS issue)."""
+"""The streaming app: HLS packaging and serving."""
 
 from django.apps import AppConfig
 
@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class StreamingConfig(AppConfig):
     name = "streaming"
     verbose_name = "Streaming"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from streaming import signals  # noqa: F401  (packaging and cache receivers)

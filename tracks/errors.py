@@ -41,3 +41,9 @@ class NoDuration(UnsupportedMedia):
 class InvalidToken(Forbidden):
     code = "invalid_token"
     default_message = "The URL's token is invalid or has expired."
+
+
+class TrackTakenDown(DomainError):
+    status_code = 451
+    code = "track_taken_down"
+    default_message = "This track has been taken down and cannot be played."

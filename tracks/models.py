@@ -63,6 +63,9 @@ class Track(models.Model):
     migration_runner = models.CharField(max_length=128, blank=True, default="")
     migration_lease_until = models.DateTimeField(null=True, blank=True)
     migration_error = models.CharField(max_length=500, blank=True, default="")
+    # A takedown (e.g. a DMCA notice): every playback route answers 451.
+    taken_down_at = models.DateTimeField(null=True, blank=True)
+    takedown_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

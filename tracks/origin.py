@@ -33,7 +33,7 @@ def _serve(request: HttpRequest, track_id: str, kind: Kind) -> HttpResponseBase:
         request.path, request.GET.get("expires", ""), request.GET.get("token", "")
     ):
         raise InvalidToken()
-    track = selectors.track_get(track_id=track_id)
+    track = selectors.track_get_servable(track_id=track_id)
     key = track.storage_key or ""
     etag = f'"{track.sha256}"'
     headers = {

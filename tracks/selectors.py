@@ -9,6 +9,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
 
+from tracks.errors import TrackTakenDown
 from tracks.models import (
     MigrationRunStatus,
     MigrationState,
@@ -50,6 +51,7 @@ PLAYBACK_FIELDS = (
     "sha256",
     "storage_backend",
     "storage_key",
+    "taken_down_at",
 )
 
 
@@ -89,6 +91,8 @@ def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
     )
     if not visible:
         raise NotFound("No such track.", code="track_not_found")
+    if fields["taken_down_at"] is not None:
+        raise TrackTakenDown()
     return Track(**fields)
 
 
@@ -104,6 +108,14 @@ def track_get(*, track_id: uuid.UUID | str) -> Track:
     track = Track.objects.filter(pk=track_id).first()
     if track is None:
         raise NotFound("No such track.", code="track_not_found")
+    return track
+
+
+def track_get_servable(*, track_id: uuid.UUID | str) -> Track:
+    """`track_get` for the origin: a taken-down track answers 451."""
+    track = track_get(track_id=track_id)
+    if track.taken_down_at is not None:
+        raise TrackTakenDown()
     return track
 
 

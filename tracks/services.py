@@ -107,6 +107,30 @@ def track_update(
 
 
 @transaction.atomic
+def track_take_down(*, track: Track, reason: str) -> Track:
+    """Stop every playback route of `track` (451) and its CDN URLs being issued.
+
+    URLs already issued stay valid until they expire (TRACK_URL_TTL,
+    HLS_URL_TTL); purge the CDN to cut them short.
+    """
+    track.taken_down_at = timezone.now()
+    track.takedown_reason = reason[:500]
+    track.save(update_fields=["taken_down_at", "takedown_reason", "updated_at"])
+    logger.info("track %s taken down: %s", track.pk, reason)
+    return track
+
+
+@transaction.atomic
+def track_restore(*, track: Track) -> Track:
+    """Undo a takedown."""
+    track.taken_down_at = None
+    track.takedown_reason = ""
+    track.save(update_fields=["taken_down_at", "takedown_reason", "updated_at"])
+    logger.info("track %s restored", track.pk)
+    return track
+
+
+@transaction.atomic
 def track_delete(*, track: Track) -> None:
     """Delete the row; its bytes go once the deletion has committed."""
     backend, key = track.storage_backend, track.storage_key

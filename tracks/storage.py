@@ -42,6 +42,8 @@ class SourceFile:
     sha256: str
     md5_base64: str | None  # computed on demand when None
     content_type: str
+    # Stored with the object on S3, so a CDN pulling from the bucket keeps it.
+    cache_control: str | None = None
 
 
 class CorruptObject(Exception):
@@ -272,10 +274,12 @@ class S3Storage(TrackStorage):
         return StorageUnavailable(details={"backend": self.name})
 
     def put(self, key: str, source: SourceFile) -> None:
-        extra = {
+        extra: dict[str, Any] = {
             "ContentType": source.content_type,
             "Metadata": {"sha256": source.sha256},
         }
+        if source.cache_control:
+            extra["CacheControl"] = source.cache_control
         try:
             if source.size < self.multipart_threshold:
                 md5 = source.md5_base64 or hash_file(source.path)[2]

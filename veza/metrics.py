@@ -97,6 +97,24 @@ WEBRTC_SIGNALING_MESSAGES = _metric(
     "Signaling messages received, by type (or invalid) and result (ok, error).",
     ["type", "result"],
 )
+HLS_PACKAGES = _metric(
+    Counter,
+    "veza_hls_packages_total",
+    "HLS packaging jobs finished, by result (ready, or the failure code).",
+    ["result"],
+)
+HLS_PACKAGE_SECONDS = _metric(
+    Histogram,
+    "veza_hls_package_seconds",
+    "Wall time of one HLS packaging job, by phase (encode, store).",
+    ["phase"],
+)
+HLS_REQUESTS = _metric(
+    Counter,
+    "veza_hls_origin_requests_total",
+    "HLS files requested from the origin, by kind (playlist, segment) and status.",
+    ["kind", "status"],
+)
 WEBRTC_ANSWER_SECONDS = _metric(
     Histogram,
     "veza_webrtc_answer_seconds",

@@ -268,6 +268,27 @@ CDN_CACHE_CONTROL_PLAYLISTS = env.str(
     "CDN_CACHE_CONTROL_PLAYLISTS", default="public, max-age=60"
 )
 
+# HLS (streaming/)
+# ------------------------------------------------------------------------------
+# Every upload is packaged by a task unless this is off (backfill with
+# `manage.py package_hls`).
+HLS_PACKAGE_ON_UPLOAD = env.bool("HLS_PACKAGE_ON_UPLOAD", default=True)
+# The AAC-LC ladder in kb/s, lowest first, and the segment length in seconds.
+HLS_LADDER: list[int] = sorted(env.list("HLS_LADDER", cast=int, default=[64, 128, 256]))
+HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)
+# How long a master playlist URL (its directory token) stays valid, in seconds.
+HLS_URL_TTL = env.int("HLS_URL_TTL", default=3600)
+# Origins allowed to fetch HLS files with XHR/fetch (hls.js); "*" allows all.
+HLS_CORS_ALLOWED_ORIGINS: list[str] = env.list(
+    "HLS_CORS_ALLOWED_ORIGINS", default=["*"]
+)
+# Sites allowed to embed the player page in a frame; "*" allows all.
+HLS_PLAYER_FRAME_ANCESTORS: list[str] = env.list(
+    "HLS_PLAYER_FRAME_ANCESTORS", default=["*"]
+)
+# A package still "processing" after this many seconds is taken for crashed.
+HLS_PACKAGE_LEASE_SECONDS = env.int("HLS_PACKAGE_LEASE_SECONDS", default=1800)
+
 # WEBRTC (webrtc/; rules veza.E030-E034 in veza/config.py)
 # ------------------------------------------------------------------------------
 WEBRTC_STUN_URLS: list[str] = env.list("WEBRTC_STUN_URLS", default=[])

@@ -25,3 +25,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.mkdtemp(prefix="veza-test-db-")) / "test.sqlite3")
     }
+
+# Uploads are packaged only where a test asks (settings override): packaging
+# every upload of the suite would double its time.
+HLS_PACKAGE_ON_UPLOAD = False

@@ -1,0 +1,83 @@
+"""Reads of HLS packages: the package a track plays, and the origin's view of one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+
+from streaming.models import HlsPackage, PackageStatus
+from streaming.services import (
+    hls_content_hash,
+    hls_package_settings,
+    serving_cache_key,
+)
+from tracks.models import Track
+from veza import metrics
+
+# Seconds the origin keeps what it needs to serve a package. Every save of a
+# package or its track clears the entry (streaming/signals.py).
+SERVING_CACHE_SECONDS = 60
+
+
+def hls_package_for_track(*, track: Track) -> HlsPackage | None:
+    """The package `track` plays: the one for the current settings, else the
+    newest ready one (so a ladder change keeps old packages playing until the
+    new ones are built)."""
+    current_hash = hls_content_hash(
+        track=track, package_settings=hls_package_settings()
+    )
+    packages = list(
+        HlsPackage.objects.filter(track_id=track.pk).order_by("-created_at")
+    )
+    current = next((p for p in packages if p.content_hash == current_hash), None)
+    if current is not None and current.status == PackageStatus.READY:
+        return current
+    ready = next((p for p in packages if p.status == PackageStatus.READY), None)
+    return ready or current or (packages[0] if packages else None)
+
+
+@dataclass(frozen=True)
+class ServedPackage:
+    """What the origin needs to serve a package's files, cacheable as it is."""
+
+    content_hash: str
+    track_id: str
+    storage_backend: str
+    files: dict[str, int]
+    taken_down: bool
+
+    @property
+    def directory(self) -> str:
+        return f"hls/{self.content_hash}/"
+
+
+def hls_package_served(*, content_hash: str) -> ServedPackage | None:
+    """The ready package named `content_hash`, or None (not found or not ready)."""
+    key = serving_cache_key(content_hash)
+    cached: Any = cache.get(key)
+    if cached is not None:
+        metrics.CACHE_HITS.labels("hls_package").inc()
+        return cached or None
+    metrics.CACHE_MISSES.labels("hls_package").inc()
+    row = (
+        HlsPackage.objects.filter(content_hash=content_hash, status=PackageStatus.READY)
+        .values("track_id", "storage_backend", "files", "track__taken_down_at")
+        .first()
+    )
+    served = (
+        ServedPackage(
+            content_hash=content_hash,
+            track_id=str(row["track_id"]),
+            storage_backend=row["storage_backend"],
+            files=row["files"],
+            taken_down=row["track__taken_down_at"] is not None,
+        )
+        if row
+        else None
+    )
+    # False caches "no such package" too, so a scan of made-up names costs
+    # one query per name per minute, not per request.
+    cache.set(key, served or False, SERVING_CACHE_SECONDS)
+    return served

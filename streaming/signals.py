@@ -1,0 +1,71 @@
+"""Signal receivers of streaming: package uploads, clean up files, clear caches.
+
+Signals, not calls from tracks, because streaming depends on tracks and not
+the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save, pre_delete
+from django.dispatch import receiver
+
+from streaming.models import HlsPackage, PackageStatus
+from streaming.services import (
+    hls_package_delete_files,
+    hls_package_request,
+    serving_cache_key,
+)
+from tracks.models import Track
+
+
+@receiver(post_save, sender=Track)
+def package_new_upload(
+    sender: type[Track], instance: Track, created: bool, **kwargs: Any
+) -> None:
+    if created and settings.HLS_PACKAGE_ON_UPLOAD and not kwargs.get("raw"):
+        hls_package_request(track=instance)
+
+
+@receiver(post_save, sender=Track)
+def forget_track_packages(sender: type[Track], instance: Track, **kwargs: Any) -> None:
+    # A takedown or a storage flip changes how the track's packages serve.
+    keys = [
+        serving_cache_key(h)
+        for h in HlsPackage.objects.filter(track_id=instance.pk).values_list(
+            "content_hash", flat=True
+        )
+    ]
+    if keys:
+        cache.delete_many(keys)
+        transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+@receiver(post_save, sender=HlsPackage)
+@receiver(post_delete, sender=HlsPackage)
+def forget_package(
+    sender: type[HlsPackage], instance: HlsPackage, **kwargs: Any
+) -> None:
+    key = serving_cache_key(instance.content_hash)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
+
+
+@receiver(pre_delete, sender=HlsPackage)
+def delete_package_files(
+    sender: type[HlsPackage], instance: HlsPackage, **kwargs: Any
+) -> None:
+    """The files go once the row's deletion (or its track's) has committed."""
+    if instance.status != PackageStatus.READY and not instance.files:
+        return
+    backend, directory = instance.storage_backend, instance.directory
+    names = list(instance.files)
+    transaction.on_commit(
+        lambda: hls_package_delete_files(
+            backend=backend, directory=directory, names=names
+        )
+    )
