@@ -72,7 +72,8 @@ class Rendition:
                     break
             if seconds >= longest / 2 and seconds > 0:
                 peak = max(peak, math.ceil(size * 8 / seconds))
-        return peak or self.average_bandwidth
+        # The average is a floor: a peak is never below it.
+        return max(peak, self.average_bandwidth)
 
     @property
     def average_bandwidth(self) -> int:
