@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.template.response import TemplateResponse
@@ -12,6 +14,33 @@ from django.urls import URLPattern, path
 
 from tracks import selectors
 from tracks.models import StorageBackend, StorageMigrationRun, Track
+
+
+class TakedownFilter(admin.SimpleListFilter):
+    title = "takedown"
+    parameter_name = "taken_down"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        return [("yes", "Taken down"), ("no", "Available")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Track]
+    ) -> QuerySet[Track]:
+        if self.value() == "yes":
+            return queryset.filter(taken_down_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(taken_down_at__isnull=True)
+        return queryset
+
+
+class TakedownForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text="Kept with the track, e.g. the notice's sender, date and reference.",
+    )
 
 
 @admin.register(Track)
@@ -23,11 +52,13 @@ class TrackAdmin(admin.ModelAdmin[Track]):
         "storage_backend",
         "size",
         "duration",
+        "taken_down_at",
         "created_at",
     ]
     list_filter = [
         "storage_backend",
         "visibility",
+        TakedownFilter,
         ("owner", admin.RelatedOnlyFieldListFilter),
     ]
     search_fields = ["title", "original_filename", "sha256", "owner__username", "=id"]
@@ -43,12 +74,14 @@ class TrackAdmin(admin.ModelAdmin[Track]):
         "duration_seconds",
         "storage_backend",
         "storage_key",
+        "taken_down_at",
+        "takedown_reason",
         "created_at",
         "updated_at",
     ]
     fields = ["title", "visibility", *readonly_fields]
     change_list_template = "admin/tracks/track/change_list.html"
-    actions = ["move_to_s3", "move_to_local"]
+    actions = ["move_to_s3", "move_to_local", "take_down", "restore"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Tracks come from uploads, which probe and store the bytes.
@@ -99,6 +132,53 @@ class TrackAdmin(admin.ModelAdmin[Track]):
             "Follow it on the storage migration page.",
             messages.SUCCESS,
         )
+
+    @admin.action(description="Take down (DMCA notice)", permissions=["change"])
+    def take_down(
+        self, request: HttpRequest, queryset: QuerySet[Track]
+    ) -> TemplateResponse | None:
+        """Ask for the reason on a confirmation page, then take the tracks down."""
+        from tracks.services import track_take_down
+
+        form = TakedownForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            already = 0
+            for track in queryset:
+                if track.taken_down_at is not None:
+                    # Keep the first notice's time and reason.
+                    already += 1
+                    continue
+                track_take_down(track=track, reason=form.cleaned_data["reason"])
+            done = len(queryset) - already
+            self.message_user(
+                request,
+                f"Took down {done} track(s): every playback route answers 451."
+                + (
+                    f" {already} were already down and kept as they were."
+                    if already
+                    else ""
+                ),
+                messages.SUCCESS,
+            )
+            return None
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Take down tracks",
+            "opts": self.model._meta,
+            "tracks": queryset,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/tracks/track/take_down.html", context)
+
+    @admin.action(description="Restore (undo a takedown)", permissions=["change"])
+    def restore(self, request: HttpRequest, queryset: QuerySet[Track]) -> None:
+        from tracks.services import track_restore
+
+        down = list(queryset.filter(taken_down_at__isnull=False))
+        for track in down:
+            track_restore(track=track)
+        self.message_user(request, f"Restored {len(down)} track(s).", messages.SUCCESS)
 
     def get_urls(self) -> list[URLPattern]:
         own = [
