@@ -10,3 +10,6 @@ class StreamingConfig(AppConfig):
 
     def ready(self) -> None:
         from streaming import signals  # noqa: F401  (packaging and cache receivers)
+        from streaming.attachments import hls_packages_register
+
+        hls_packages_register()  # migrate_storage moves packages with tracks

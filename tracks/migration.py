@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -18,6 +19,12 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
+from tracks.attachments import (
+    Attachment,
+    attachment_providers,
+    attachments_flip,
+    attachments_of,
+)
 from tracks.errors import StorageUnavailable
 from tracks.media_types import CONTENT_TYPES
 from tracks.models import (
@@ -45,6 +52,23 @@ CORRUPT_SOURCE = "corrupt_source"
 STORAGE_ERROR = "storage_error"
 LOST_LEASE = "lost_lease"
 MISSING_REASONS = frozenset({MISSING_SOURCE})
+
+
+def missing_file_reason(provider: str) -> str:
+    """The reason of a track whose attached file (e.g. a package's) is missing."""
+    return f"missing_{provider}_file"
+
+
+def corrupt_file_reason(provider: str) -> str:
+    return f"corrupt_{provider}_file"
+
+
+def is_missing_reason(reason: str) -> bool:
+    """Whether `reason` says a source file is missing (what --allow-missing
+    lets through): the original's or an attached file's."""
+    return reason in MISSING_REASONS or (
+        reason.startswith("missing_") and reason.endswith("_file")
+    )
 
 
 def other_backend(target: str) -> str:
@@ -85,6 +109,31 @@ def migration_plan(
     return {"rows": rows.count(), "bytes": totals["bytes"] or 0}
 
 
+def attachments_plan(
+    *, target: str, track_ids: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Attached files (`<provider>_files`, `<provider>_bytes`) that would
+    move with the selected rows; providers with none are left out."""
+    rows = migration_selection(target=target, track_ids=track_ids).values("pk")
+    plan: dict[str, int] = {}
+    for provider in attachment_providers():
+        files, size = provider.totals(backend=other_backend(target), track_ids=rows)
+        if files:
+            plan[f"{provider.name}_files"] = files
+            plan[f"{provider.name}_bytes"] = size
+    return plan
+
+
+@dataclass
+class AttachedCount:
+    """Attached files of one provider: copied (and their bytes), or found
+    already on the target and verified."""
+
+    files: int = 0
+    bytes: int = 0
+    already_there: int = 0
+
+
 @dataclass
 class Outcome:
     track_id: Any
@@ -92,6 +141,9 @@ class Outcome:
     size: int = 0
     reason: str = ""
     detail: str = ""
+    # The track's attached groups, every file verified on the target.
+    attachments: list[Attachment] = field(default_factory=list)
+    attached: dict[str, AttachedCount] = field(default_factory=dict)
 
 
 @dataclass
@@ -234,22 +286,162 @@ def _held_by_others(*, runner: str, target: str, track_ids: list[str]) -> bool:
     )
 
 
-def track_copy(*, track: Track, target: str) -> Outcome:
-    """Copy one row's bytes to `target` and verify them. Touches no rows."""
+class _AttachedFileFailed(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _attached_to_s3(group: Attachment, count: AttachedCount, *, resumed: bool) -> None:
+    local = storage_for(StorageBackend.LOCAL)
+    s3 = storage_for(StorageBackend.S3)
+    for file in group.files:
+        path = local.local_path(file.key)
+        if path is None or not path.is_file():
+            raise _AttachedFileFailed(
+                missing_file_reason(group.provider),
+                f"{group.provider} {group.label}: no file at {file.key}",
+            )
+        size, sha256, md5 = hash_file(path)
+        if size != file.size or (file.sha256 and sha256 != file.sha256):
+            raise _AttachedFileFailed(
+                corrupt_file_reason(group.provider),
+                f"{group.provider} {group.label}: {file.key} has {size} bytes, "
+                f"sha256 {sha256[:12]}…, expected {file.size} bytes",
+            )
+        # As for originals, only a row tried before can have copies already.
+        if resumed:
+            existing = s3.stat(file.key)
+            if existing and existing.size == size and existing.sha256 == sha256:
+                count.already_there += 1
+                continue
+        s3.put(
+            file.key,
+            SourceFile(
+                path=path,
+                size=size,
+                sha256=sha256,
+                md5_base64=md5,
+                content_type=file.content_type,
+                cache_control=file.cache_control,
+            ),
+        )
+        count.files += 1
+        count.bytes += size
+
+
+def _attached_to_local(group: Attachment, count: AttachedCount) -> None:
+    local = storage_for(StorageBackend.LOCAL)
+    if not isinstance(local, LocalStorage):
+        raise TypeError("the local backend must be LocalStorage")
+    s3 = storage_for(StorageBackend.S3)
+    for file in group.files:
+        info = s3.stat(file.key)
+        if info is None:
+            raise _AttachedFileFailed(
+                missing_file_reason(group.provider),
+                f"{group.provider} {group.label}: no object {file.key}",
+            )
+        if info.size != file.size or (
+            file.sha256 and info.sha256 and info.sha256 != file.sha256
+        ):
+            raise _AttachedFileFailed(
+                corrupt_file_reason(group.provider),
+                f"{group.provider} {group.label}: {file.key} has {info.size} "
+                f"bytes, expected {file.size}",
+            )
+        # The object's sha256 metadata (written by every put) checks the copy.
+        expected = file.sha256 or info.sha256
+        path = local.local_path(file.key)
+        if (
+            expected
+            and path.is_file()
+            and path.stat().st_size == file.size
+            and hash_file(path)[1] == expected
+        ):
+            # Left there by an earlier move the other way (not yet purged).
+            count.already_there += 1
+            continue
+        chunks: Iterable[bytes] = (
+            s3.read(file.key, 0, file.size - 1) if file.size else iter(())
+        )
+        if expected is None:
+            # An object stored without the metadata: small files, so hash
+            # them in memory; the size still checks the copy.
+            data = b"".join(chunks)
+            expected = hashlib.sha256(data).hexdigest()
+            chunks = [data]
+        try:
+            local.write_verified(
+                file.key, iter(chunks), size=file.size, sha256=expected
+            )
+        except CorruptObject as exc:
+            raise _AttachedFileFailed(
+                corrupt_file_reason(group.provider),
+                f"{group.provider} {group.label}: {exc}",
+            ) from exc
+        count.files += 1
+        count.bytes += file.size
+
+
+def _copy_attachments(
+    outcome: Outcome, groups: list[Attachment], *, target: str, resumed: bool
+) -> Outcome:
+    """Copy and verify every file of the track's groups after its original.
+
+    One bad file fails the track, so a track never flips without its groups.
+    """
+    try:
+        for group in groups:
+            count = outcome.attached.setdefault(group.provider, AttachedCount())
+            if target == StorageBackend.S3:
+                _attached_to_s3(group, count, resumed=resumed)
+            else:
+                _attached_to_local(group, count)
+            outcome.attachments.append(group)
+    except _AttachedFileFailed as exc:
+        return Outcome(
+            outcome.track_id, "failed", reason=exc.reason, detail=exc.detail[:400]
+        )
+    return outcome
+
+
+def track_copy(
+    *, track: Track, target: str, attachments: list[Attachment] | None = None
+) -> Outcome:
+    """Copy one row's bytes, then its attached groups' files, to `target`
+    and verify them. Touches no rows (`attachments` are read beforehand)."""
     key = track_key(track)
     try:
         if target == StorageBackend.S3:
-            return _copy_to_s3(track, key)
-        return _copy_to_local(track, key)
+            outcome = _copy_to_s3(track, key)
+        else:
+            outcome = _copy_to_local(track, key)
+        if outcome.kind == "failed" or not attachments:
+            return outcome
+        return _copy_attachments(
+            outcome,
+            attachments,
+            target=target,
+            resumed=getattr(track, "resumed", True),
+        )
     except (StorageUnavailable, OSError) as exc:
         return Outcome(track.pk, "failed", reason=STORAGE_ERROR, detail=str(exc)[:400])
 
 
-def tracks_flip(*, runner: str, target: str, tracks: list[Track]) -> set[Any]:
+def tracks_flip(
+    *,
+    runner: str,
+    target: str,
+    tracks: list[Track],
+    attachments: dict[Any, list[Attachment]] | None = None,
+) -> set[Any]:
     """Point verified rows at `target`; returns the ids flipped.
 
     Only rows this runner still holds and that are still on the source are
-    flipped, in one short transaction.
+    flipped, in one short transaction, together with their verified
+    `attachments` (by track id) through the providers.
     """
     held = Track.objects.filter(
         pk__in=[t.pk for t in tracks],
@@ -272,6 +464,12 @@ def tracks_flip(*, runner: str, target: str, tracks: list[Track]) -> set[Any]:
             migration_lease_until=None,
             migration_error="",
         )
+        if attachments:
+            attachments_flip(
+                groups=[g for pk in ids for g in attachments.get(pk, ())],
+                source=other_backend(target),
+                target=target,
+            )
     # A bulk update sends no signals: forget the cached playback columns here.
     cache.delete_many([playback_cache_key(pk) for pk in ids])
     return ids
@@ -283,6 +481,26 @@ def track_fail(*, runner: str, outcome: Outcome) -> None:
         migration_error=f"{outcome.reason}: {outcome.detail}"[:500],
         migration_lease_until=None,
     )
+
+
+def run_attached(run: StorageMigrationRun) -> dict[str, dict[str, int]]:
+    """Attached files a run copied, by provider: files, bytes, already_there.
+
+    Kept in the run's `options` JSON (the run has no columns for them).
+    """
+    attached: dict[str, dict[str, int]] = run.options.setdefault("attached", {})
+    return attached
+
+
+def _count_attached(run: StorageMigrationRun, outcome: Outcome) -> None:
+    totals = run_attached(run)
+    for provider, count in outcome.attached.items():
+        total = totals.setdefault(
+            provider, {"files": 0, "bytes": 0, "already_there": 0}
+        )
+        total["files"] += count.files
+        total["bytes"] += count.bytes
+        total["already_there"] += count.already_there
 
 
 Progress = Callable[[StorageMigrationRun], None]
@@ -317,7 +535,9 @@ def storage_migrate(
         selected=selected,
         selected_bytes=plan["bytes"],
     )
+    run_attached(run)
     runner = runner_name()
+    source = other_backend(target)
     claimed_total = 0
     in_flight: dict[Future[Outcome], Track] = {}
     verified: list[tuple[Track, Outcome]] = []
@@ -347,14 +567,19 @@ def storage_migrate(
         if verified and (flush or due):
             last_flip = time.monotonic()
             flipped = tracks_flip(
-                runner=runner, target=target, tracks=[t for t, _ in verified]
+                runner=runner,
+                target=target,
+                tracks=[t for t, _ in verified],
+                attachments={t.pk: o.attachments for t, o in verified},
             )
             for track, outcome in verified:
                 if track.pk not in flipped:
                     run.skipped += 1
                     run.failures[LOST_LEASE] = run.failures.get(LOST_LEASE, 0) + 1
                     metrics.STORAGE_MIGRATION_ROWS.labels(target, LOST_LEASE).inc()
-                elif outcome.kind == "moved":
+                    continue
+                _count_attached(run, outcome)
+                if outcome.kind == "moved":
                     run.moved += 1
                     run.bytes_moved += outcome.size
                     metrics.STORAGE_MIGRATION_ROWS.labels(target, "moved").inc()
@@ -388,9 +613,18 @@ def storage_migrate(
                         Track.objects.filter(
                             pk__in=[t.pk for t in batch], migration_runner=runner
                         ).update(migration_state=MigrationState.COPYING)
+                    # Read here: the copies run in threads and touch no rows.
+                    attached = attachments_of(
+                        track_ids=[t.pk for t in batch], backend=source
+                    )
                     for track in batch:
                         in_flight[
-                            pool.submit(track_copy, track=track, target=target)
+                            pool.submit(
+                                track_copy,
+                                track=track,
+                                target=target,
+                                attachments=attached.get(track.pk),
+                            )
                         ] = track
                 if options.limit is not None and claimed_total >= options.limit:
                     exhausted = True

@@ -14,10 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from tracks.attachments import attachment_providers
 from tracks.migration import (
-    MISSING_REASONS,
     MoveOptions,
+    attachments_plan,
+    is_missing_reason,
     migration_plan,
+    run_attached,
     storage_migrate,
     track_failures,
 )
@@ -31,6 +34,16 @@ from tracks.storage_audit import (
 
 def _mb(n: float) -> str:
     return f"{n / 1_000_000:.1f} MB"
+
+
+def _attached_text(plan: dict[str, int]) -> str:
+    """ "with 48 package files, 1.2 MB" for the providers in a plan."""
+    parts = [
+        f"{plan[f'{p.name}_files']} {p.name} files, {_mb(plan[f'{p.name}_bytes'])}"
+        for p in attachment_providers()
+        if plan.get(f"{p.name}_files")
+    ]
+    return f" (with {'; '.join(parts)})" if parts else ""
 
 
 class Command(BaseCommand):
@@ -90,7 +103,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--purge-local",
             action="store_true",
-            help="delete local copies of rows verified on S3",
+            help="delete local copies of rows verified on S3 (and of the files "
+            "attached to them, such as HLS packages)",
         )
         parser.add_argument(
             "--older-than",
@@ -123,11 +137,13 @@ class Command(BaseCommand):
             plan = migration_plan(target=target, track_ids=options["tracks"])
             if options["limit"]:
                 plan["rows"] = min(plan["rows"], options["limit"])
+            # Files that move with the tracks (HLS packages), when there are any.
+            plan.update(attachments_plan(target=target, track_ids=options["tracks"]))
             return self._emit(
                 options,
                 {"dry_run": True, "target": target, **plan},
-                f"Would move {plan['rows']} track(s), {_mb(plan['bytes'])}, "
-                f"to {target}.",
+                f"Would move {plan['rows']} track(s), {_mb(plan['bytes'])}"
+                f"{_attached_text(plan)}, to {target}.",
             )
         if options["processes"] > 1:
             run = self._run_processes(options)
@@ -149,7 +165,7 @@ class Command(BaseCommand):
         self._emit(options, summary, self._summary_text(run))
         failures = {k: v for k, v in run.failures.items() if v}
         if failures and not (
-            options["allow_missing"] and set(failures) <= MISSING_REASONS
+            options["allow_missing"] and all(is_missing_reason(r) for r in failures)
         ):
             raise CommandError(
                 f"{run.failed + run.skipped} track(s) did not move: "
@@ -232,9 +248,14 @@ class Command(BaseCommand):
         combined.selected_bytes = max(r.selected_bytes for r in runs)
         for field in ("moved", "already_there", "skipped", "failed", "bytes_moved"):
             setattr(combined, field, sum(getattr(r, field) for r in runs))
+        attached = run_attached(combined)
         for r in runs:
             for reason, n in r.failures.items():
                 combined.failures[reason] = combined.failures.get(reason, 0) + n
+            for provider, counts in run_attached(r).items():
+                total = attached.setdefault(provider, {})
+                for key, n in counts.items():
+                    total[key] = total.get(key, 0) + n
         combined.started_at = min(r.started_at for r in runs)
         combined.heartbeat_at = max(r.heartbeat_at for r in runs)
         finished = [r.finished_at for r in runs if r.finished_at]
@@ -275,10 +296,23 @@ class Command(BaseCommand):
                 for t in track_failures(limit=50)
             ],
             "bytes": run.bytes_moved,
+            **self._attached_summary(run),
             "seconds": round(run.elapsed_seconds, 3),
             "files_per_second": round(run.files_per_second, 1),
             "bytes_per_second": round(run.bytes_per_second),
         }
+
+    @staticmethod
+    def _attached_summary(run: StorageMigrationRun) -> dict[str, int]:
+        """`package_files`, `package_bytes` (copied with the tracks moved) and
+        `package_already_there`, for every provider (bytes is the originals')."""
+        counts = run_attached(run)
+        summary: dict[str, int] = {}
+        for provider in attachment_providers():
+            mine = counts.get(provider.name, {})
+            for key in ("files", "bytes", "already_there"):
+                summary[f"{provider.name}_{key}"] = mine.get(key, 0)
+        return summary
 
     def _summary_text(self, run: StorageMigrationRun) -> str:
         lines = [
@@ -288,6 +322,13 @@ class Command(BaseCommand):
             f"  {_mb(run.bytes_moved)} in {run.elapsed_seconds:.1f} s "
             f"({run.files_per_second:.1f} files/s, {_mb(run.bytes_per_second)}/s)",
         ]
+        for provider, counts in sorted(run_attached(run).items()):
+            if counts.get("files") or counts.get("already_there"):
+                lines.append(
+                    f"  {provider} files: {counts.get('files', 0)} copied "
+                    f"({_mb(counts.get('bytes', 0))}), "
+                    f"{counts.get('already_there', 0)} already there"
+                )
         for reason, count in sorted(run.failures.items()):
             lines.append(f"  failed: {reason} x{count}")
         return "\n".join(lines)
@@ -340,8 +381,12 @@ class Command(BaseCommand):
                 if answer.strip() != "yes":
                     raise CommandError("nothing deleted")
             storage_delete_orphans(report=report)
+        attached = "".join(
+            f" and {n} {name} file(s)" for name, n in report.attached_checked.items()
+        )
         text = (
-            f"Checked {report.checked} track(s): {len(report.missing)} missing, "
+            f"Checked {report.checked} track(s){attached}: "
+            f"{len(report.missing)} missing, "
             f"{len(report.mismatched)} differ, {len(report.orphans)} orphan(s)"
             + (f", {report.deleted_orphans} deleted" if report.deleted_orphans else "")
         )
@@ -359,9 +404,17 @@ class Command(BaseCommand):
             older_than_days=options["older_than"], dry_run=options["dry_run"]
         )
         verb = "Would purge" if options["dry_run"] else "Purged"
-        self._emit(
-            options,
-            result,
+        lines = [
             f"{verb} {result['purged']} local copies ({_mb(result['bytes'])}); "
-            f"kept {result['kept']} whose S3 object did not verify.",
-        )
+            f"kept {result['kept']} whose S3 object did not verify."
+        ]
+        for provider in attachment_providers():
+            name = provider.name
+            if f"{name}_purged" in result:
+                lines.append(
+                    f"{verb} the local files of {result[f'{name}_purged']} "
+                    f"{name}(s): {result[f'{name}_files']} files "
+                    f"({_mb(result[f'{name}_bytes'])}); kept "
+                    f"{result[f'{name}_kept']} whose S3 objects did not verify."
+                )
+        self._emit(options, result, "\n".join(lines))
