@@ -384,6 +384,9 @@ SPECTACULAR_SETTINGS = {
 }
 CORS_ALLOWED_ORIGINS: list[str] = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_EXPOSE_HEADERS = ["Content-Length", "Content-Range", "ETag"]
+# The HLS origin answers CORS itself (HLS_CORS_ALLOWED_ORIGINS), preflights
+# included; django-cors-headers would answer those first, without the header.
+CORS_URLS_REGEX = r"^/(?!origin/hls/)"
 
 # SECURITY
 # ------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""HTTP API of streaming: the HLS master playlist URL of a track."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from streaming.api.serializers import MISSING, HlsOutputSerializer
+from streaming.models import PackageStatus
+from streaming.playback import hls_master_url
+from streaming.selectors import hls_package_for_track
+from tracks import selectors as track_selectors
+from tracks.api.serializers import ErrorOutputSerializer
+
+
+class TrackHlsView(APIView):
+    # Anyone may play a public or unlisted track (the embeddable player has
+    # no user); track_get_playable applies the same rule as the stream API.
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={
+            200: HlsOutputSerializer,
+            401: ErrorOutputSerializer,
+            404: ErrorOutputSerializer,
+            451: ErrorOutputSerializer,
+            503: ErrorOutputSerializer,
+        },
+        operation_id="tracks_hls",
+        description=(
+            "The track's HLS master playlist URL, valid until `expires_at`. "
+            "Its relative URIs carry the authorisation (a token in the path, "
+            "or CloudFront cookies set on this response). Only a `ready` "
+            "package has a URL; 451 when the track was taken down."
+        ),
+    )
+    def get(self, request: Request, track_id: str) -> Response:
+        track = track_selectors.track_get_playable(user=request.user, track_id=track_id)
+        package = hls_package_for_track(track=track)
+        if package is None or package.status != PackageStatus.READY:
+            status = MISSING if package is None else package.status
+            return _no_store(
+                Response(
+                    {
+                        "status": status,
+                        "master_url": None,
+                        "expires_at": None,
+                        "source": None,
+                    }
+                )
+            )
+        url = hls_master_url(
+            package=package, origin_base=request.build_absolute_uri("/")
+        )
+        response = Response(
+            {
+                "status": package.status,
+                "master_url": url.url,
+                "expires_at": dt.datetime.fromtimestamp(url.expires_at, tz=dt.UTC),
+                "source": url.source,
+            }
+        )
+        for name, value in url.cookies.items():
+            # Session cookies (no Max-Age), as AWS advises: the signed policy
+            # carries the expiry. SameSite=None so an embedded player on
+            # another site still sends them to the CDN.
+            response.set_cookie(
+                name,
+                value,
+                path=url.cookie_path,
+                domain=url.cookie_domain,
+                secure=True,
+                httponly=True,
+                samesite="None",
+            )
+        return _no_store(response)
+
+
+def _no_store(response: Response) -> Response:
+    # The body holds a short-lived signed URL (and maybe signed cookies):
+    # nothing between the API and the player may keep it.
+    response["Cache-Control"] = "private, no-store"
+    return response
