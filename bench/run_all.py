@@ -1,4 +1,4 @@
-"""Run every benchmark (`make bench`): upload, stream, migration, CDN, calls.
+"""Run every benchmark (`make bench`): upload, stream, migration, CDN, calls, HLS.
 
 Each benchmark prints its own table and ratios; figures are also written as
 JSON under bench/out/. See docs/BENCHMARKS.md for the recorded results.
@@ -17,6 +17,8 @@ SCRIPTS = [
     "bench_migrate.py",
     "bench_cdn.py",
     "bench_signaling.py",
+    "bench_hls_package.py",
+    "bench_hls_serve.py",
 ]
 TIMEOUT = 45 * 60  # seconds per script
 

@@ -11,6 +11,7 @@ from webrtc.api.views import IceConfigView
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token", AuthTokenView.as_view(), name="auth-token"),
+    path("", include("streaming.api.urls")),
     path("tracks/", include("tracks.api.urls")),
     path("config/webrtc", IceConfigView.as_view(), name="webrtc-config"),
     path("calls/", include("webrtc.api.urls")),
@@ -28,6 +29,8 @@ urlpatterns = [
     path("metrics", exports.ExportToDjangoView, name="metrics"),
     path("", include("tracks.urls")),
     path("", include("webrtc.urls")),
+    path("", include("streaming.urls")),
+    path("", include("streaming.player_urls")),
 ]
 
 handler404 = "veza.error_pages.not_found"

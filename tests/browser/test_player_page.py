@@ -1,0 +1,240 @@
+"""The player page plays a packaged track over HLS in a real browser.
+
+Playwright drives Debian's chromium against a live server: the page asks the
+HLS API for the master URL, hls.js fetches the playlists and fMP4 segments
+from the origin, and the audio element plays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from streaming.models import PackageStatus
+from tests.browser.conftest import chromium, requires_chromium
+from tests.streaming.conftest import package_track, song_file  # noqa: F401
+
+pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
+
+PLAYER_ARGS = [
+    # Let scripts start playback without a click (embeds with ?autoplay=1).
+    "--autoplay-policy=no-user-gesture-required",
+    # Silent on a developer's machine. Without a sound card (CI) chromium
+    # plays into a fake sink whose clock advances all the same.
+    "--mute-audio",
+]
+
+PLAYED_PAST_2S = (
+    "() => { const a = document.getElementById('audio');"
+    " return a.currentTime > 2 && !a.paused; }"
+)
+
+
+@pytest.fixture
+def browser():
+    with chromium(PLAYER_ARGS) as running:
+        yield running
+
+
+@pytest.fixture
+def public_track(auth_client, song_file: Path):  # noqa: F811
+    # A transactional test: the upload's on-commit hook queues the package
+    # task, which the test settings' immediate backend runs at once.
+    track, package = package_track(
+        auth_client, song_file, title="Browser Song", visibility="public"
+    )
+    package.refresh_from_db()
+    assert package.status == PackageStatus.READY, package.error
+    return track
+
+
+def watch_requests(page) -> list[str]:
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    return urls
+
+
+def test_the_page_plays_the_track_over_hls(live_server, browser, public_track):
+    page = browser.new_page()
+    urls = watch_requests(page)
+    page.goto(f"{live_server.url}/tracks/{public_track.pk}/play")
+    assert page.inner_text("#track-title") == "Browser Song"
+    assert page.inner_text("#duration") == "0:14"
+    page.wait_for_function(
+        "() => window.vezaPlayer && window.vezaPlayer.masterUrl", timeout=15_000
+    )
+    assert page.evaluate("window.vezaPlayer.engine") == "hls.js"
+    page.evaluate("document.getElementById('audio').play()")
+    page.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
+    assert page.evaluate("document.getElementById('player').dataset.state") in (
+        "playing",
+        "ready",
+    )
+    # hls.js fetched the master, a media playlist and fMP4 segments, all
+    # from our origin (no CDN in tests), with a path token.
+    master = [u for u in urls if u.endswith("/master.m3u8")]
+    segments = [u for u in urls if u.endswith(".m4s")]
+    assert master, urls
+    assert segments, urls
+    assert all(u.startswith(f"{live_server.url}/origin/hls/") for u in segments)
+    # The chosen rung is shown, e.g. "128 kb/s".
+    page.wait_for_function(
+        "() => /^\\d+ kb\\/s$/.test(document.getElementById('bitrate').textContent)",
+        timeout=10_000,
+    )
+    kbps = int(page.inner_text("#bitrate").split()[0])
+    assert kbps in {64, 128, 256}
+    assert page.evaluate("window.vezaPlayer.bitrateKbps") == kbps
+    # Nothing failed on the way.
+    fatal = page.evaluate("window.vezaPlayer.errors.filter(e => e.fatal)")
+    assert fatal == []
+
+
+@contextlib.contextmanager
+def blog_embedding(player_url: str) -> Iterator[str]:
+    """A blog post that embeds `player_url` in an iframe, on another site.
+
+    Served by a real server on 127.0.0.1 (the player is on localhost: another
+    site). A loopback server, not a Playwright route: chromium's local network
+    access checks block a page it takes for public from framing localhost.
+    """
+    body = (
+        "<!doctype html><title>Blog</title><h1>A post</h1>"
+        f'<iframe id="player" src="{player_url}" allow="autoplay"'
+        ' title="Player" width="400" height="200"></iframe>'
+    ).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/post"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_the_page_plays_inside_an_iframe_of_another_site(
+    live_server, browser, public_track
+):
+    embed = f"{live_server.url}/tracks/{public_track.pk}/play"
+    assert embed.startswith("http://localhost:")
+    page = browser.new_page()
+    urls = watch_requests(page)
+    with blog_embedding(embed) as blog:
+        page.goto(blog)
+        frame = page.frame_locator("#player")
+        assert frame.locator("#track-title").inner_text() == "Browser Song"
+        inner = next(f for f in page.frames if f.url == embed)
+        inner.wait_for_function(
+            "() => window.vezaPlayer && window.vezaPlayer.masterUrl", timeout=15_000
+        )
+        inner.evaluate("document.getElementById('audio').play()")
+        inner.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
+    assert any(u.endswith(".m4s") for u in urls)
+
+
+def test_the_page_says_preparing_until_the_package_is_ready(
+    live_server, browser, public_track
+):
+    page = browser.new_page()
+    answers: list[str] = []
+
+    def api(route):
+        # The first two answers say the package is still being built; then
+        # the real API answers.
+        if len(answers) < 2:
+            answers.append("processing")
+            route.fulfill(
+                content_type="application/json",
+                body=json.dumps(
+                    {
+                        "status": "processing",
+                        "master_url": None,
+                        "expires_at": None,
+                        "source": None,
+                    }
+                ),
+            )
+        else:
+            answers.append("real")
+            route.continue_()
+
+    page.route("**/api/v1/tracks/*/hls", api)
+    page.goto(f"{live_server.url}/tracks/{public_track.pk}/play?autoplay=1")
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent === 'Preparing…'",
+        timeout=10_000,
+    )
+    assert page.evaluate("document.getElementById('player').dataset.state") == (
+        "preparing"
+    )
+    # ?autoplay=1 starts playing on its own once the URL arrives.
+    page.wait_for_function(PLAYED_PAST_2S, timeout=45_000)
+    assert answers[:3] == ["processing", "processing", "real"]
+    assert page.evaluate("window.vezaPlayer.polls") == 2
+
+
+def test_a_private_track_plays_for_its_owner_session_only(
+    live_server,
+    browser,
+    user,
+    auth_client,
+    song_file: Path,  # noqa: F811
+):
+    track, package = package_track(
+        auth_client, song_file, title="Private Song", visibility="private"
+    )
+    package.refresh_from_db()
+    assert package.status == PackageStatus.READY, package.error
+    url = f"{live_server.url}/tracks/{track.pk}/play"
+
+    stranger = browser.new_page()
+    response = stranger.goto(url)
+    assert response is not None
+    assert response.status == 404
+    assert "Private Song" not in stranger.content()
+
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context()
+    context.add_cookies(
+        [
+            {
+                "name": "sessionid",
+                "value": client.cookies["sessionid"].value,
+                "url": live_server.url,
+            }
+        ]
+    )
+    page = context.new_page()
+    urls = watch_requests(page)
+    page.goto(url)
+    assert page.inner_text("#track-title") == "Private Song"
+    # The API call carries the session cookie (credentials: "same-origin").
+    page.wait_for_function(
+        "() => window.vezaPlayer && window.vezaPlayer.masterUrl", timeout=15_000
+    )
+    page.evaluate("document.getElementById('audio').play()")
+    page.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
+    assert any(u.endswith(".m4s") for u in urls)
+    context.close()
