@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -14,6 +15,7 @@ from streaming.api.serializers import MISSING, HlsOutputSerializer
 from streaming.models import PackageStatus
 from streaming.playback import hls_master_url
 from streaming.selectors import hls_package_for_track
+from streaming.services import hls_package_request
 from tracks import selectors as track_selectors
 from tracks.api.serializers import ErrorOutputSerializer
 
@@ -36,12 +38,17 @@ class TrackHlsView(APIView):
             "The track's HLS master playlist URL, valid until `expires_at`. "
             "Its relative URIs carry the authorisation (a token in the path, "
             "or CloudFront cookies set on this response). Only a `ready` "
-            "package has a URL; 451 when the track was taken down."
+            "package has a URL; a track with no package is queued for "
+            "packaging (`pending`). 451 when the track was taken down."
         ),
     )
     def get(self, request: Request, track_id: str) -> Response:
         track = track_selectors.track_get_playable(user=request.user, track_id=track_id)
         package = hls_package_for_track(track=track)
+        if package is None and settings.HLS_PACKAGE_ON_UPLOAD:
+            # A track from before HLS (or whose row was deleted) is queued on
+            # first play, as uploads are; the request is idempotent.
+            package = hls_package_request(track=track)
         if package is None or package.status != PackageStatus.READY:
             status = MISSING if package is None else package.status
             return _no_store(

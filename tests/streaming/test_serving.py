@@ -182,6 +182,19 @@ def test_track_without_a_package_is_missing(auth_client, track):
     }
 
 
+def test_a_track_without_a_package_is_queued_on_first_play(
+    auth_client, track, settings, django_capture_on_commit_callbacks
+):
+    # With packaging on, a track from before HLS gets packaged when first
+    # asked for: the player sees pending, then ready.
+    settings.HLS_PACKAGE_ON_UPLOAD = True
+    with django_capture_on_commit_callbacks(execute=True):
+        assert hls(auth_client, track.pk)["status"] == "pending"
+    body = hls(auth_client, track.pk)
+    assert body["status"] == "ready"
+    assert body["master_url"]
+
+
 @pytest.mark.parametrize("status", ["pending", "processing", "failed"])
 def test_unready_package_has_its_status_and_no_url(auth_client, track, status):
     package = hls_package_request(track=track)  # queued: on_commit never runs
