@@ -163,15 +163,14 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CHANNEL_LAYERS: dict[str, Any] = (
     {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # channels-redis queues every socket of one process in one list
-            # and counts the capacity over it, and redis-py's pool refuses a
-            # 101st connection: both defaults (100) are too few for a process
-            # holding hundreds of call sockets.
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 2000}],
-                "capacity": 5000,
-            },
+            # Pub/sub, not the list-based RedisChannelLayer: that one receives
+            # one message per process at a time in four Redis round trips
+            # (EVAL, BZPOPMIN, ZADD, ZPOPMIN), which caps one daphne at a few
+            # hundred relayed messages a second; pub/sub pushes each message
+            # in one PUBLISH. Signaling frames are best-effort either way (a
+            # peer that is gone loses them; the call state lives in the DB).
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
         }
     }
     if REDIS_URL
