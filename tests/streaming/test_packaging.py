@@ -74,8 +74,8 @@ def test_a_storage_failure_mid_package_publishes_nothing_and_a_retry_succeeds(
         return real_put(self, key, source)
 
     monkeypatch.setattr(LocalStorage, "put", failing_put)
-    package = hls_package_request(track=track)
-    package = hls_package_build(package_id=package.pk)
+    requested = hls_package_request(track=track)
+    package = hls_package_build(package_id=requested.pk)
     assert package is not None
     assert package.status == PackageStatus.FAILED
     assert package.error_code == "storage_unavailable"
