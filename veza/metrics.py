@@ -24,6 +24,18 @@ def _metric(kind: type[M], name: str, documentation: str, labels: list[str]) -> 
     return kind(name, documentation, labels)
 
 
+HTTP_REQUESTS = _metric(
+    Counter,
+    "veza_http_requests_total",
+    "HTTP requests answered, by route name, method and status code.",
+    ["view", "method", "status"],
+)
+HTTP_REQUEST_SECONDS = _metric(
+    Histogram,
+    "veza_http_request_seconds",
+    "Time to answer an HTTP request inside Django, by route name.",
+    ["view"],
+)
 CACHE_HITS = _metric(
     Counter,
     "veza_cache_hits_total",

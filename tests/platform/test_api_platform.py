@@ -149,7 +149,11 @@ def test_metrics_are_exported(client, auth_client, wav_file):
         in text
     )
     assert 'veza_upload_bytes_total{backend="local"}' in text
-    assert "django_http_requests_total_by_method_total" in text
+    assert (
+        'veza_http_requests_total{method="POST",status="201",view="tracks-api:list"}'
+        in text
+    )
+    assert "veza_http_request_seconds_bucket" in text
 
 
 def test_every_module_imports_and_metrics_reload_without_duplicates():

@@ -100,10 +100,10 @@ INSTALLED_APPS = [
 ]
 INSTALLED_APPS += LOCAL_APPS
 
-# MIDDLEWARE (Prometheus first and last, so it times everything in between)
+# MIDDLEWARE (request metrics first, so they time everything after)
 # ------------------------------------------------------------------------------
 MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "veza.request_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -113,7 +113,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "veza.urls"
@@ -366,6 +365,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # JSON only outside debug: the browsable API's content negotiation costs
     # every request, and /api/docs/ documents the API.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "veza.negotiation.JsonFirstNegotiation",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
