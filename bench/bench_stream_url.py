@@ -113,27 +113,40 @@ class Target:
 
 def measure(target: Target, args: argparse.Namespace) -> WrkResult:
     """A 2 s warm-up, then `repeats` runs; the run with the median req/s."""
-    wrk(
-        target.url,
-        target.token,
-        threads=args.threads,
-        connections=args.connections,
-        duration=2,
-    )
-    runs = [
+    return measure_alternating([target], args)[target.label]
+
+
+def measure_alternating(
+    targets: list[Target], args: argparse.Namespace
+) -> dict[str, WrkResult]:
+    """Like `measure`, the targets' runs interleaved (A, B, A, B, ...), so a
+    drift of the machine during the run does not favour whichever goes first."""
+    for target in targets:
         wrk(
             target.url,
             target.token,
             threads=args.threads,
             connections=args.connections,
-            duration=args.duration,
+            duration=2,
         )
-        for _ in range(args.repeats)
-    ]
-    runs.sort(key=lambda r: r.rps)
-    result = runs[len(runs) // 2]
-    print(f"  {target.label}: " + ", ".join(f"{r.rps:.0f}" for r in runs) + " req/s")
-    return result
+    runs: dict[str, list[WrkResult]] = {t.label: [] for t in targets}
+    for _ in range(args.repeats):
+        for target in targets:
+            runs[target.label].append(
+                wrk(
+                    target.url,
+                    target.token,
+                    threads=args.threads,
+                    connections=args.connections,
+                    duration=args.duration,
+                )
+            )
+    results = {}
+    for label, done in runs.items():
+        done.sort(key=lambda r: r.rps)
+        results[label] = done[len(done) // 2]
+        print(f"  {label}: " + ", ".join(f"{r.rps:.0f}" for r in done) + " req/s")
+    return results
 
 
 def upload_track(env: dict[str, str], token: str, wav: Path) -> str:
@@ -186,14 +199,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             results[target.label] = measure(target, args)
 
         with harness.gunicorn("veza.wsgi", env, name="stream-gunicorn") as veza:
+            targets = []
             for track_id, source, label in (
                 (s3_id, "s3", "s3 track"),
                 (local_id, "origin", "local track"),
             ):
                 url = f"{veza.url}/api/v1/tracks/{track_id}/stream"
                 verify(url, token, source, size)
-                target = Target(f"Veza stream URL, {label}, gunicorn", url, token)
-                results[target.label] = measure(target, args)
+                targets.append(
+                    Target(f"Veza stream URL, {label}, gunicorn", url, token)
+                )
+            results.update(measure_alternating(targets, args))
 
         # Under ASGI each request runs in its own thread, so persistent
         # connections (CONN_MAX_AGE=60) pile up until PostgreSQL refuses

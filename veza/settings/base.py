@@ -114,6 +114,19 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Under gunicorn (veza/wsgi.py) the JSON API and the origins run behind this
+# shorter list: they set no CSRF cookie (DRF checks CSRF itself for session
+# callers), show no messages, are never framed and serve no static files. A
+# tenth of a playback request's instructions went to those five.
+API_MIDDLEWARE = [
+    "veza.request_metrics.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+API_MIDDLEWARE_PREFIXES = ("/api/v1/", "/origin/")
 
 ROOT_URLCONF = "veza.urls"
 WSGI_APPLICATION = "veza.wsgi.application"

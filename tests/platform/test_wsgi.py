@@ -1,0 +1,61 @@
+"""The WSGI entry point: the API and origins on the short middleware chain."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import pytest
+
+from tests.tracks.helpers import create_track
+
+
+def wsgi_get(path: str, **headers: str) -> tuple[str, dict[str, str], bytes]:
+    from veza.wsgi import application
+
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()},
+    }
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc=None):
+        seen["status"] = status
+        seen["headers"] = dict(response_headers)
+
+    body = b"".join(application(environ, start_response))
+    return seen["status"], seen["headers"], body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_answers_on_the_short_chain(auth_client, wav_file) -> None:
+    track = create_track(auth_client, wav_file.read_bytes(), visibility="public")
+    token = auth_client._credentials["HTTP_AUTHORIZATION"]
+    status, headers, body = wsgi_get(
+        f"/api/v1/tracks/{track['id']}/stream", Authorization=token
+    )
+    assert status == "200 OK", body
+    assert b'"source":"origin"' in body
+    # SecurityMiddleware still runs; the page-only middleware does not.
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "X-Frame-Options" not in headers
+    status, _, body = wsgi_get(f"/api/v1/tracks/{track['id']}/stream")
+    assert status.startswith("401"), body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_keep_the_full_chain() -> None:
+    status, headers, _ = wsgi_get("/admin/login/")
+    assert status == "200 OK"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in headers.get("Set-Cookie", "")
