@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -99,6 +100,17 @@ class TokenBucket:
 class CallConsumer(AsyncJsonWebsocketConsumer):
     user: Any = None
     accepted = False
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first hops to the sync thread to close stale
+        # database connections, for every frame. Every database call here
+        # goes through database_sync_to_async, which does the same in its own
+        # hop, so for relayed frames that hop was pure cost: one shared
+        # thread per process, and the cap on frames relayed per second.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
