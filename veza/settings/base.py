@@ -181,7 +181,7 @@ CHANNEL_LAYERS: dict[str, Any] = (
             # hundred relayed messages a second; pub/sub pushes each message
             # in one PUBLISH. Signaling frames are best-effort either way (a
             # peer that is gone loses them; the call state lives in the DB).
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "veza.channel_layers.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL}]},
         }
     }
