@@ -1,8 +1,8 @@
 """Errors of the streaming app, each with a stable code."""
 
-from veza.errors import Conflict
+from veza.errors import NotFound
 
 
-class PackageNotReady(Conflict):
-    code = "hls_not_ready"
-    default_message = "The track's HLS package is not ready yet."
+class HlsFileNotFound(NotFound):
+    code = "hls_file_not_found"
+    default_message = "No such file in a ready HLS package."

@@ -21,15 +21,16 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cdn.origin import origin_token_valid
 from cdn.services import cdn_cache_control
+from streaming.errors import HlsFileNotFound
 from streaming.media_types import hls_content_type, is_playlist
 from streaming.playback import ORIGIN_PREFIX, hls_token_scope
 from streaming.selectors import ServedPackage, hls_package_served
 from tracks.errors import InvalidToken, TrackTakenDown
 from tracks.storage import TrackStorage, storage_for
 from veza import metrics
-from veza.errors import DomainError, NotFound
+from veza.errors import DomainError, RangeNotSatisfiableError
 from veza.exception_handler import error_response
-from veza.http_ranges import RangeNotSatisfiable, parse_range
+from veza.http_ranges import RangeNotSatisfiable, conditional_range, etag_matches
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +47,6 @@ _ORIGIN_URI = re.compile(
     + r"(?P<expires>[0-9]{1,12})/(?P<token>[A-Za-z0-9_-]{1,128})/"
     r"(?P<content_hash>[0-9a-f]{64})/(?P<name>[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)"
 )
-
-
-class HlsFileNotFound(NotFound):
-    code = "hls_file_not_found"
-    default_message = "No such file in a ready HLS package."
-
-
-class RangeNotSatisfiableError(DomainError):
-    status_code = 416
-    code = "range_not_satisfiable"
-    default_message = "The range is outside the file."
-
-    def __init__(self, *, size: int) -> None:
-        super().__init__()
-        self.size = size
 
 
 @csrf_exempt  # so other methods get this view's 405, not a CSRF page
@@ -84,9 +70,10 @@ def hls_origin(
         try:
             package = _authorise(expires, token, content_hash, name)
             response = _serve(request, package, name)
-        except RangeNotSatisfiableError as exc:
+        except RangeNotSatisfiable:
             response = error_response(
-                exc, headers={"Content-Range": f"bytes */{exc.size}"}
+                RangeNotSatisfiableError(),
+                headers={"Content-Range": f"bytes */{package.files[name]}"},
             )
         except DomainError as exc:
             response = error_response(exc)
@@ -156,7 +143,7 @@ def _serve(request: HttpRequest, package: ServedPackage, name: str) -> HttpRespo
     }
     if not compress:
         headers["Accept-Ranges"] = "bytes"
-    if _not_modified(request.headers.get("If-None-Match"), etag):
+    if etag_matches(request.headers.get("If-None-Match"), etag):
         not_modified = HttpResponse(status=304)
         for header in ("ETag", "Cache-Control"):
             not_modified[header] = headers[header]
@@ -245,14 +232,9 @@ def _read(
 
 
 def _range(request: HttpRequest, etag: str, size: int) -> tuple[int, int] | None:
-    range_header = request.headers.get("Range")
-    if_range = request.headers.get("If-Range")
-    if if_range is not None and if_range.strip() != etag:
-        range_header = None  # the client's copy is stale: send it all
-    try:
-        return parse_range(range_header, size)
-    except RangeNotSatisfiable:
-        raise RangeNotSatisfiableError(size=size) from None
+    return conditional_range(
+        request.headers.get("Range"), request.headers.get("If-Range"), etag, size
+    )
 
 
 def _accepts_gzip(header: str | None) -> bool:
@@ -270,14 +252,6 @@ def _is_zero(quality: str) -> bool:
         return float(quality) == 0
     except ValueError:
         return False
-
-
-def _not_modified(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    # If-None-Match compares weakly (RFC 9110 §13.1.2).
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return etag in tags or tags == ["*"]
 
 
 def _vary(response: HttpResponseBase, playlist: bool) -> HttpResponseBase:

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from cdn.services import cdn_cache_control
@@ -143,11 +143,11 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
         finished_at=None,
         error_code="",
         error="",
+        attempts=F("attempts") + 1,
     )
     package = HlsPackage.objects.select_related("track").filter(pk=package_id).first()
     if package is None or not claimed:
         return package
-    HlsPackage.objects.filter(pk=package_id).update(attempts=package.attempts + 1)
     track = package.track
     backend = track.storage_backend
     storage = storage_for(backend)

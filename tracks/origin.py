@@ -12,9 +12,9 @@ from tracks import selectors
 from tracks.errors import InvalidToken
 from tracks.playback import Kind, track_disposition
 from tracks.storage import storage_for
-from veza.errors import DomainError, NotFound
+from veza.errors import DomainError, NotFound, RangeNotSatisfiableError
 from veza.exception_handler import error_response
-from veza.http_ranges import RangeNotSatisfiable, parse_range
+from veza.http_ranges import RangeNotSatisfiable, conditional_range, etag_matches
 
 
 @require_GET
@@ -48,7 +48,7 @@ def _serve(request: HttpRequest, track_id: str, kind: Kind) -> HttpResponseBase:
     else:
         headers["Content-Disposition"] = "inline"
 
-    if etag in _etags(request.headers.get("If-None-Match")):
+    if etag_matches(request.headers.get("If-None-Match"), etag):
         return HttpResponse(
             status=304,
             headers={"ETag": etag, "Cache-Control": headers["Cache-Control"]},
@@ -63,17 +63,13 @@ def _serve(request: HttpRequest, track_id: str, kind: Kind) -> HttpResponseBase:
         return HttpResponse(headers=headers)
 
     size = track.size_bytes
-    range_header = request.headers.get("Range")
-    if_range = request.headers.get("If-Range")
-    if if_range is not None and if_range.strip() != etag:
-        range_header = None  # the client's copy is stale: send it all
     try:
-        byte_range = parse_range(range_header, size)
+        byte_range = conditional_range(
+            request.headers.get("Range"), request.headers.get("If-Range"), etag, size
+        )
     except RangeNotSatisfiable:
         return error_response(
-            DomainError("The range is outside the file.", code="range_not_satisfiable"),
-            status=416,
-            headers={"Content-Range": f"bytes */{size}"},
+            RangeNotSatisfiableError(), headers={"Content-Range": f"bytes */{size}"}
         )
     if byte_range is None:
         local = storage.local_path(key)
@@ -96,9 +92,3 @@ def _serve(request: HttpRequest, track_id: str, kind: Kind) -> HttpResponseBase:
     for name, value in headers.items():
         response.headers[name] = value
     return response
-
-
-def _etags(header: str | None) -> list[str]:
-    if not header:
-        return []
-    return [t.strip().removeprefix("W/") for t in header.split(",")]

@@ -56,6 +56,12 @@ class UnsupportedMedia(DomainError):
     default_message = "The file is not decodable audio."
 
 
+class RangeNotSatisfiableError(DomainError):
+    status_code = 416
+    code = "range_not_satisfiable"
+    default_message = "The range is outside the file."
+
+
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "service_unavailable"

@@ -1,4 +1,4 @@
-"""Parse a single HTTP byte range (RFC 9110 §14) against a known size."""
+"""HTTP conditional and range requests (RFC 9110 §13-14) against a known size."""
 
 from __future__ import annotations
 
@@ -38,3 +38,20 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if first >= size:
         raise RangeNotSatisfiable
     return first, min(last, size - 1)
+
+
+def conditional_range(
+    range_header: str | None, if_range: str | None, etag: str, size: int
+) -> tuple[int, int] | None:
+    """`parse_range`, honouring If-Range: a stale validator gets the whole body."""
+    if if_range is not None and if_range.strip() != etag:
+        return None  # the client's copy is stale: send it all
+    return parse_range(range_header, size)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether If-None-Match names `etag` (weak comparison, RFC 9110 §13.1.2)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return etag in tags or tags == ["*"]
