@@ -297,7 +297,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--only",
+        choices=("memory", "redis", "bare"),
+        action="append",
+        help="run only these servers (repeatable); the report needs all three",
+    )
     args = parser.parse_args()
+    only = set(args.only or ("memory", "redis", "bare"))
     count = args.connections - args.connections % 2
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, float]] = {}
@@ -312,7 +319,14 @@ def main() -> None:
         manage(env, "migrate", "--noinput")
         out = manage(env, "shell", "-c", MAKE_USERS.format(count=count))
         users = json.loads(out.strip().splitlines()[-1])
-        layers = {"in-memory layer": {}, "redis layer": {"REDIS_URL": REDIS_URL}}
+        layers = {
+            name: extra
+            for key, name, extra in (
+                ("memory", "in-memory layer", {}),
+                ("redis", "redis layer", {"REDIS_URL": REDIS_URL}),
+            )
+            if key in only
+        }
         for name, extra in layers.items():
             proc, port = start_daphne({**env, **extra}, OUT / "signaling-daphne.log")
             try:
@@ -327,6 +341,9 @@ def main() -> None:
                 "-c",
                 "from webrtc.models import Call; Call.objects.all().delete()",
             )
+        if "bare" not in only:
+            print(json.dumps(results, indent=2))
+            return
         port = free_port()
         bare = subprocess.Popen([sys.executable, "-c", BARE_RELAY, str(port)])
         try:

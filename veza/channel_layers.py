@@ -1,4 +1,4 @@
-"""The Redis pub/sub channel layer, publishing frames concurrently."""
+"""The Redis pub/sub channel layer, publishing frames in pipelined batches."""
 
 from __future__ import annotations
 
@@ -10,16 +10,52 @@ from channels_redis.utils import _wrap_close
 
 
 class _Shard(pubsub.RedisSingleShardConnection):
+    """A shard whose publishes share one connection, batched per round trip.
+
+    channels-redis holds the shard's lock across each PUBLISH round trip, so a
+    process publishes one frame at a time. Taking a pooled connection per
+    PUBLISH instead runs out of connections (redis-py's pool stops at 100)
+    as soon as the event loop stalls for a moment and frames pile up, and
+    every frame over that is dropped. So publishes queue here and one task
+    sends whatever has queued as one pipeline: a stall makes the next batch
+    bigger, never a frame lost, and each round trip carries many frames.
+    """
+
+    def __init__(self, host: dict[str, Any], channel_layer: Any) -> None:
+        super().__init__(host, channel_layer)
+        self._queued: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
     async def publish(self, channel: str, message: bytes) -> None:
-        # channels-redis holds the shard's lock across the PUBLISH round trip,
-        # so a process publishes one frame at a time and, under load, each
-        # waits a full event-loop turn for the one before. The lock only has
-        # to guard creating the client; the pool gives each PUBLISH its own
-        # connection.
+        done = asyncio.get_running_loop().create_future()
+        self._queued.append((channel, message, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_queued())
+        await done
+
+    async def _send_queued(self) -> None:
         async with self._lock:
             self._ensure_redis()
             redis = self._redis
-        await redis.publish(channel, message)
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for channel, message, _ in batch:
+                        pipe.publish(channel, message)
+                    await pipe.execute()
+            except asyncio.CancelledError:
+                for _, _, done in batch + self._queued:
+                    done.cancel()
+                raise
+            except Exception as error:  # the publishers decide what it means
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
 
 class _LoopLayer(pubsub.RedisPubSubLoopLayer):

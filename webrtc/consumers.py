@@ -23,7 +23,7 @@ from veza import metrics
 from veza.errors import DomainError
 from webrtc import ice, selectors, services, tickets
 from webrtc.errors import BadMessage, PeerUnreachable
-from webrtc.models import CallMedia
+from webrtc.models import CallMedia, CallState
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ CLIENT_TYPES = (
     "call.cancel",
     "call.hangup",
     "call.negotiate",
+    "call.resume",
     "ice.refresh",
     "ping",
 )
@@ -260,6 +261,20 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         self.routes[str(outcome.call.pk)] = ("channel", outcome.call.caller_channel)
         await self._deliver(outcome.deliveries)
 
+    async def on_call_resume(self, message: dict[str, Any]) -> None:
+        outcome = await database_sync_to_async(services.call_resume)(
+            user=self.user, call_id=_call_id(message), channel=self.channel_name
+        )
+        call = outcome.call
+        if call.state == CallState.RINGING:
+            route = ("group", selectors.user_group(call.callee_id))
+        elif call.caller_id == self.user.pk:
+            route = ("channel", call.callee_channel)
+        else:
+            route = ("channel", call.caller_channel)
+        self.routes[str(call.pk)] = route
+        await self._deliver(outcome.deliveries, ref=message.get("id"))
+
     async def on_call_reject(self, message: dict[str, Any]) -> None:
         await self._finish(services.call_reject, message)
 
@@ -312,9 +327,10 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         if kind == "channel":
             try:
                 await self.channel_layer.send(name, event)
-            except LAYER_ERRORS:
+            except LAYER_ERRORS as error:
                 # The peer's process is not keeping up; a lost candidate is
                 # survivable, a crashed sender is not.
+                logger.warning("relay to %s dropped: %r", name, error)
                 raise PeerUnreachable() from None
         else:
             await self.channel_layer.group_send(name, event)

@@ -294,6 +294,60 @@ def _hangup_connected(
 
 
 @transaction.atomic
+def call_resume(*, user: Any, call_id: uuid.UUID, channel: str) -> Outcome:
+    """A party's new socket takes over its side of the call.
+
+    A device whose socket dropped reconnects with a new channel; binding the
+    call to it before the grace runs out keeps the call alive. Another
+    device of the same user may take the call over the same way; the device
+    it leaves is told.
+    """
+    call = _locked(call_id)
+    if user.pk == call.caller_id:
+        side = "caller_channel"
+    elif user.pk == call.callee_id:
+        side = "callee_channel"
+    else:
+        raise NotAParty()
+    if call.state == CallState.RINGING and side == "callee_channel":
+        raise CallStateError("The call is ringing; answer it from this device.")
+    if call.state not in ACTIVE_STATES:
+        raise CallStateError("The call has ended.")
+    previous = getattr(call, side)
+    setattr(call, side, channel)
+    call.full_clean()
+    call.save(update_fields=[side])
+    ringing = call.state == CallState.RINGING
+    other = call.callee_channel if side == "caller_channel" else call.caller_channel
+    deliveries = [
+        Delivery(
+            {"type": "call.resumed", "call_id": str(call.pk), "state": call.state},
+            channel=channel,
+            # While ringing the caller's frames still go to every device of
+            # the callee, which the consumer knows without a channel.
+            route_channel=None if ringing else other,
+        )
+    ]
+    if not ringing:
+        deliveries.append(
+            Delivery(
+                {"type": "call.peer_resumed", "call_id": str(call.pk)},
+                channel=other,
+                route_channel=channel,
+            )
+        )
+    if previous and previous != channel:
+        deliveries.append(
+            Delivery(
+                {"type": "call.resumed_elsewhere", "call_id": str(call.pk)},
+                channel=previous,
+                route_channel="",
+            )
+        )
+    return Outcome(call, deliveries)
+
+
+@transaction.atomic
 def call_expire(*, call_id: uuid.UUID) -> Outcome | None:
     """The ring timer fired: end the call if nobody answered."""
     call = Call.objects.select_for_update().filter(pk=call_id).first()

@@ -32,10 +32,10 @@ def browser():
         yield running
 
 
-def logged_in_page(browser, server, user, path="/calls/"):
+def logged_in_context(browser, server, user, **options):
     client = Client()
     client.force_login(user)
-    context = browser.new_context(permissions=["camera", "microphone"])
+    context = browser.new_context(**options)
     context.add_cookies(
         [
             {
@@ -45,7 +45,16 @@ def logged_in_page(browser, server, user, path="/calls/"):
             }
         ]
     )
+    return context
+
+
+def logged_in_page(browser, server, user, path="/calls/", route_socket=None):
+    context = logged_in_context(
+        browser, server, user, permissions=["camera", "microphone"]
+    )
     page = context.new_page()
+    if route_socket is not None:
+        page.route_web_socket("**/ws/calls/", route_socket)
     page.goto(server.http + path)
     page.wait_for_function(
         "() => window.vezaCalls && window.vezaCalls.ice.loaded"
@@ -101,19 +110,7 @@ def test_the_page_falls_back_to_public_stun_when_the_config_fails(
 ):
     server = start_daphne(settings, tmp_path)
     try:
-        context = browser.new_context()
-        client = Client()
-        client.force_login(user)
-        context.add_cookies(
-            [
-                {
-                    "name": "sessionid",
-                    "value": client.cookies["sessionid"].value,
-                    "url": server.http,
-                }
-            ]
-        )
-        page = context.new_page()
+        page = logged_in_context(browser, server, user).new_page()
         page.route("**/api/v1/config/webrtc", lambda route: route.abort())
         page.goto(server.http + "/calls/")
         page.wait_for_function("() => window.vezaCalls.ice.loaded")
@@ -150,3 +147,35 @@ def test_relay_only_calls_go_through_coturn(
     finally:
         server.stop()
         turn.stop()
+
+
+def test_a_call_survives_a_dropped_signaling_socket(
+    settings, tmp_path, browser, user, other_user
+):
+    server = start_daphne(settings, tmp_path, extra={"WEBRTC_DISCONNECT_GRACE": "2"})
+    try:
+        sockets: list = []
+
+        def through(route) -> None:
+            route.connect_to_server()
+            sockets.append(route)
+
+        alice = logged_in_page(browser, server, user, route_socket=through)
+        bob = logged_in_page(browser, server, other_user)
+        place_and_answer(alice, bob, other_user)
+        # The network drops Alice's socket; the page reconnects and resumes.
+        sockets[-1].close(code=4000, reason="network gone")
+        alice.wait_for_function("() => !window.vezaCalls.socketOpen")
+        alice.wait_for_function("() => window.vezaCalls.socketOpen", timeout=10_000)
+        alice.wait_for_timeout(3_500)  # past the old socket's grace
+        assert len(sockets) == 2
+        call = Call.objects.get()
+        assert call.state == CallState.CONNECTED
+        for page in (alice, bob):
+            assert page.evaluate(CONNECTED)
+            assert page.evaluate("window.vezaCalls.state") == "connected"
+        hang_up(alice, bob)
+        call.refresh_from_db()
+        assert (call.state, call.end_reason) == (CallState.ENDED, EndReason.HANGUP)
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
@@ -266,6 +267,115 @@ async def test_a_party_that_disconnects_ends_the_call_after_the_grace(
     }
     assert (await get_call(call_id)).end_reason == EndReason.PEER_GONE
     await alice.disconnect()
+
+
+async def connected_call(alice_user, bob_user) -> tuple[Any, Any, str]:
+    alice = await connect(alice_user)
+    bob = await connect(bob_user)
+    call_id = await invite(alice, bob_user)
+    await receive(bob)
+    await bob.send_json_to({"type": "call.answer", "call_id": call_id, "sdp": ANSWER})
+    assert (await receive(alice))["type"] == "call.answered"
+    return alice, bob, call_id
+
+
+async def assert_relayed(sender: Any, receiver: Any, call_id: str) -> None:
+    await sender.send_json_to(
+        {"type": "call.candidate", "call_id": call_id, "candidate": CANDIDATE}
+    )
+    assert await receive(receiver) == {
+        "type": "call.candidate",
+        "call_id": call_id,
+        "candidate": CANDIDATE,
+    }
+
+
+async def test_a_device_that_reconnects_within_the_grace_resumes_its_call(
+    settings, user, other_user
+):
+    settings.WEBRTC_DISCONNECT_GRACE = 0.5
+    alice, bob, call_id = await connected_call(user, other_user)
+    await bob.disconnect()
+    bob_again = await connect(other_user)
+    await bob_again.send_json_to({"type": "call.resume", "id": 7, "call_id": call_id})
+    assert await receive(bob_again) == {
+        "type": "call.resumed",
+        "call_id": call_id,
+        "state": "connected",
+        "ref": 7,
+    }
+    assert await receive(alice) == {"type": "call.peer_resumed", "call_id": call_id}
+    # Past the grace of the old socket, the call goes on, both ways.
+    assert await alice.receive_nothing(timeout=0.8)
+    await assert_relayed(alice, bob_again, call_id)
+    await assert_relayed(bob_again, alice, call_id)
+    call = await get_call(call_id)
+    assert call.state == CallState.CONNECTED
+    assert call.callee_channel != ""
+    await alice.send_json_to({"type": "call.hangup", "call_id": call_id})
+    assert (await receive(bob_again))["type"] == "call.ended"
+    await close_all(alice, bob_again)
+
+
+async def test_another_device_takes_the_call_over(user, other_user):
+    alice, bob, call_id = await connected_call(user, other_user)
+    bob_laptop = await connect(other_user)
+    await bob_laptop.send_json_to({"type": "call.resume", "call_id": call_id})
+    assert (await receive(bob_laptop))["type"] == "call.resumed"
+    assert (await receive(alice))["type"] == "call.peer_resumed"
+    assert await receive(bob) == {"type": "call.resumed_elsewhere", "call_id": call_id}
+    # The device it left can no longer send into the call.
+    await bob.send_json_to(
+        {"type": "call.candidate", "call_id": call_id, "candidate": CANDIDATE}
+    )
+    assert (await receive(bob))["code"] == "not_a_party"
+    await assert_relayed(alice, bob_laptop, call_id)
+    await close_all(alice, bob, bob_laptop)
+
+
+async def test_a_calling_device_resumes_while_ringing(settings, user, other_user):
+    settings.WEBRTC_DISCONNECT_GRACE = 0.4
+    alice = await connect(user)
+    bob = await connect(other_user)
+    call_id = await invite(alice, other_user)
+    await receive(bob)
+    await alice.disconnect()
+    alice_again = await connect(user)
+    await alice_again.send_json_to({"type": "call.resume", "call_id": call_id})
+    assert await receive(alice_again) == {
+        "type": "call.resumed",
+        "call_id": call_id,
+        "state": "ringing",
+    }
+    assert await bob.receive_nothing(timeout=0.6)
+    await assert_relayed(alice_again, bob, call_id)
+    await bob.send_json_to({"type": "call.answer", "call_id": call_id, "sdp": ANSWER})
+    assert (await receive(alice_again))["type"] == "call.answered"
+    await close_all(alice_again, bob)
+
+
+async def test_resume_is_refused_to_others_and_after_the_end(user, other_user, carol):
+    alice, bob, call_id = await connected_call(user, other_user)
+    intruder = await connect(carol)
+    await intruder.send_json_to({"type": "call.resume", "id": "r", "call_id": call_id})
+    refused = await receive(intruder)
+    assert (refused["code"], refused["ref"]) == ("not_a_party", "r")
+    await alice.send_json_to({"type": "call.hangup", "call_id": call_id})
+    await receive(alice)
+    await receive(bob)
+    await bob.send_json_to({"type": "call.resume", "call_id": call_id})
+    assert (await receive(bob))["code"] == "bad_call_state"
+    await close_all(alice, bob, intruder)
+
+
+async def test_a_ringing_callee_cannot_resume(user, other_user):
+    alice = await connect(user)
+    bob = await connect(other_user)
+    call_id = await invite(alice, other_user)
+    await receive(bob)
+    await bob.send_json_to({"type": "call.resume", "call_id": call_id})
+    assert (await receive(bob))["code"] == "bad_call_state"
+    await close_all(alice, bob)
 
 
 async def test_a_caller_that_disconnects_while_ringing_stops_the_ringing(

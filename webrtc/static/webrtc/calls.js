@@ -9,6 +9,7 @@
     "No TURN relay is configured: calls between people behind strict NATs " +
     "or firewalls may fail to connect.";
   const DISCONNECTED_GRACE_MS = 3000;
+  const RESUME_REF = "resume";
 
   const root = document.getElementById("calls");
   const $ = (id) => document.getElementById(id);
@@ -104,6 +105,11 @@
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     ws = new WebSocket(scheme + location.host + root.dataset.wsPath);
     wsReady = new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+    ws.addEventListener("open", () => {
+      // A new socket is a new device to the server: take the call back
+      // before the old socket's grace runs out and the call ends peer_gone.
+      if (call && call.bound) send({ type: "call.resume", id: RESUME_REF, call_id: call.id });
+    });
     ws.addEventListener("message", (event) => {
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
@@ -154,6 +160,15 @@
       case "call.negotiate":
         if (call && call.id === frame.call_id) await acceptDescription(frame.sdp);
         return;
+      case "call.resumed":
+        // The media may have broken with the network that broke the socket.
+        if (call && call.id === frame.call_id && call.pc.connectionState !== "connected") {
+          await restartIce(call);
+        }
+        return;
+      case "call.resumed_elsewhere":
+        if (call && call.id === frame.call_id) endCall("moved to another device");
+        return;
       case "call.answered_elsewhere":
       case "call.rejected":
       case "call.ended":
@@ -169,6 +184,7 @@
       case "error":
         console.warn("signaling error", frame.code, frame.message);
         if (call && !call.invited && frame.ref === call.id) endCall(frame.code);
+        if (call && frame.ref === RESUME_REF) endCall(frame.code); // ended meanwhile
         return;
       default:
         return;
@@ -180,7 +196,8 @@
   function newCall(id, polite, media) {
     const pc = new RTCPeerConnection(rtcConfiguration());
     const c = { id, polite, media, pc, makingOffer: false, ignoreOffer: false, invited: polite,
-      remoteSet: false, pending: [], stream: null, restartTimer: null, to: null };
+      remoteSet: false, pending: [], stream: null, restartTimer: null, to: null,
+      bound: false }; // bound: the server has this device as the call's party
     pc.onicecandidate = ({ candidate }) => {
       send({ type: "call.candidate", call_id: id, candidate: candidate ? candidate.toJSON() : null });
     };
@@ -193,6 +210,7 @@
         if (!c.invited) {
           c.invited = true;
           send({ type: "call.invite", id, call_id: id, to: c.to, media, sdp });
+          c.bound = true;
         } else {
           send({ type: "call.negotiate", call_id: id, sdp });
         }
@@ -305,6 +323,7 @@
     await c.pc.setLocalDescription();
     send({ type: "call.answer", call_id: c.id,
       sdp: { type: c.pc.localDescription.type, sdp: c.pc.localDescription.sdp } });
+    c.bound = true;
   }
 
   function rejectCall() {
