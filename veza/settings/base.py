@@ -186,7 +186,7 @@ CHANNEL_LAYERS: dict[str, Any] = (
         }
     }
     if REDIS_URL
-    else {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    else {"default": {"BACKEND": "veza.channel_layers.InMemoryChannelLayer"}}
 )
 
 # CACHE (Redis when REDIS_URL is set, so every process sees one cache)
