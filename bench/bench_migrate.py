@@ -447,8 +447,12 @@ def bench_noop(bench: Bench, results: list[Result]) -> None:
         result, summary = run_ours(
             bench, common, "noop", None, NOOP_FILES, NOOP_SIZE, keep_bucket=bucket
         )
+        if summary["selected"] or summary.get("on_target") != NOOP_FILES:
+            raise RuntimeError(f"no-op migrate_storage: {summary}")
         result.config = "re-run"
-        result.note += f"; selected {summary['selected']}"
+        result.note += (
+            f"; selected {summary['selected']}, on target {summary['on_target']}"
+        )
         results.append(result)
         print_result(result)
         source = media / "tracks"

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import queue
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from tracks.attachments import (
@@ -104,9 +106,28 @@ def migration_plan(
     *, target: str, track_ids: Iterable[str] | None = None
 ) -> dict[str, int]:
     """What a run would move: rows and bytes, nothing changed (--dry-run)."""
-    rows = migration_selection(target=target, track_ids=track_ids)
-    totals = rows.aggregate(bytes=Sum("size_bytes"))
-    return {"rows": rows.count(), "bytes": totals["bytes"] or 0}
+    plan = migration_totals(target=target, track_ids=track_ids)
+    return {"rows": plan["rows"], "bytes": plan["bytes"]}
+
+
+def migration_totals(
+    *, target: str, track_ids: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Rows and bytes to move, and rows already on `target`, in one query.
+
+    One pass over the table answers both, so a run with nothing to do (a
+    re-run) costs this query and no more.
+    """
+    rows = Track.objects.all()
+    if track_ids:
+        rows = rows.filter(pk__in=list(track_ids))
+    source = Q(storage_backend=other_backend(target))
+    totals = rows.aggregate(
+        rows=Count("pk", filter=source),
+        bytes=Sum("size_bytes", filter=source),
+        on_target=Count("pk", filter=Q(storage_backend=target)),
+    )
+    return {k: v or 0 for k, v in totals.items()}
 
 
 def attachments_plan(
@@ -157,6 +178,23 @@ class MoveOptions:
     started_by: str = ""
 
 
+# What the copies and the flip read of a claimed row, and all they may read:
+# a deferred column would be fetched by a worker thread, a query per file.
+COPY_FIELDS = (
+    "id",
+    "storage_backend",
+    "storage_key",
+    "size_bytes",
+    "sha256",
+    "mime_type",
+    "migration_state",
+    "migration_target",
+    "migration_runner",
+    "migration_lease_until",
+    "migration_error",
+)
+
+
 def tracks_claim(
     *,
     runner: str,
@@ -187,25 +225,33 @@ def tracks_claim(
         "migration_error": "",
     }
     if connection.features.has_select_for_update_skip_locked:
+        # The locked rows are read whole, so the claim needs no second SELECT:
+        # the columns the copy reads are not the ones the claim changes.
         with transaction.atomic():
-            prior = dict(
+            claimed = list(
                 rows.select_for_update(skip_locked=True)
-                .order_by("pk")
-                .values_list("pk", "migration_state")[:count]
+                .only(*COPY_FIELDS)
+                .order_by("pk")[:count]
             )
-            Track.objects.filter(pk__in=list(prior)).update(**claim)
-    else:
-        # No SKIP LOCKED (SQLite): a conditional UPDATE per row decides who
-        # wins; it re-checks that the row is still free and on the source.
-        prior = {}
-        candidates = rows.order_by("pk").values_list("pk", "migration_state")
-        for pk, state in candidates[: count * 2]:
-            if rows.filter(pk=pk).update(**claim) == 1:
-                prior[pk] = state
-            if len(prior) >= count:
-                break
+            Track.objects.filter(pk__in=[t.pk for t in claimed]).update(**claim)
+        for track in claimed:
+            track.resumed = track.migration_state != ""  # type: ignore[attr-defined]
+            for name, value in claim.items():
+                setattr(track, name, value)
+        return claimed
+    # No SKIP LOCKED (SQLite): a conditional UPDATE per row decides who wins;
+    # it re-checks that the row is still free and on the source.
+    prior = {}
+    candidates = rows.order_by("pk").values_list("pk", "migration_state")
+    for pk, state in candidates[: count * 2]:
+        if rows.filter(pk=pk).update(**claim) == 1:
+            prior[pk] = state
+        if len(prior) >= count:
+            break
     claimed = list(
-        Track.objects.filter(pk__in=list(prior), migration_runner=runner).order_by("pk")
+        Track.objects.filter(pk__in=list(prior), migration_runner=runner)
+        .only(*COPY_FIELDS)
+        .order_by("pk")
     )
     for track in claimed:
         track.resumed = prior[track.pk] != ""  # type: ignore[attr-defined]
@@ -213,9 +259,9 @@ def tracks_claim(
 
 
 def _copy_to_s3(track: Track, key: str) -> Outcome:
-    s3 = storage_for(StorageBackend.S3)
     # Only a row that was tried before can have an object already; skipping
     # the HEAD for fresh rows saves a request per file.
+    s3 = storage_for(StorageBackend.S3)
     existing = s3.stat(key) if getattr(track, "resumed", True) else None
     if (
         existing
@@ -443,31 +489,46 @@ def tracks_flip(
     flipped, in one short transaction, together with their verified
     `attachments` (by track id) through the providers.
     """
-    held = Track.objects.filter(
-        pk__in=[t.pk for t in tracks],
-        migration_runner=runner,
-        storage_backend=other_backend(target),
-    )
+    source = other_backend(target)
+    now = timezone.now()
+    pks = [t.pk for t in tracks]
     # Recorded before the flip: a crash between the two is reconciled by the
     # next run, which finds the verified copy and flips without copying.
-    held.update(migration_state=MigrationState.VERIFIED)
-    now = timezone.now()
+    Track.objects.filter(
+        pk__in=pks, migration_runner=runner, storage_backend=source
+    ).update(migration_state=MigrationState.VERIFIED)
     with transaction.atomic():
-        ids = set(held.select_for_update().values_list("pk", flat=True))
+        held = Track.objects.filter(
+            pk__in=pks, migration_runner=runner, storage_backend=source
+        )
         for track in tracks:
-            if track.pk in ids and not track.storage_key:
-                Track.objects.filter(pk=track.pk).update(storage_key=track_key(track))
-        Track.objects.filter(pk__in=ids).update(
+            if not track.storage_key:
+                # Rows older than storage_key get the name they were copied to.
+                held.filter(pk=track.pk).update(storage_key=track_key(track))
+        flipped = held.update(
             storage_backend=target,
             storage_verified_at=now,
             migration_state=MigrationState.FLIPPED,
             migration_lease_until=None,
             migration_error="",
         )
+        if flipped == len(pks):
+            ids = set(pks)
+        else:
+            # Some leases were lost to another runner: ours are the rows this
+            # update stamped (the UPDATE holds their locks until commit).
+            ids = set(
+                Track.objects.filter(
+                    pk__in=pks,
+                    migration_runner=runner,
+                    storage_backend=target,
+                    storage_verified_at=now,
+                ).values_list("pk", flat=True)
+            )
         if attachments:
             attachments_flip(
                 groups=[g for pk in ids for g in attachments.get(pk, ())],
-                source=other_backend(target),
+                source=source,
                 target=target,
             )
     # A bulk update sends no signals: forget the cached playback columns here.
@@ -506,6 +567,35 @@ def _count_attached(run: StorageMigrationRun, outcome: Outcome) -> None:
 Progress = Callable[[StorageMigrationRun], None]
 
 
+def _clients_build() -> None:
+    storage_for(StorageBackend.LOCAL)
+    storage_for(StorageBackend.S3)
+
+
+def _report_done(
+    finished: queue.SimpleQueue[tuple[Future[Outcome], Track]],
+    track: Track,
+    future: Future[Outcome],
+) -> None:
+    finished.put((future, track))
+
+
+def _drain(
+    finished: queue.SimpleQueue[tuple[Future[Outcome], Track]], *, timeout: float
+) -> list[tuple[Future[Outcome], Track]]:
+    """Wait up to `timeout` for one finished copy, then take every other one
+    already there, so the rows are settled in batches."""
+    try:
+        done = [finished.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            done.append(finished.get_nowait())
+        except queue.Empty:
+            return done
+
+
 def storage_migrate(
     *,
     options: MoveOptions,
@@ -519,7 +609,7 @@ def storage_migrate(
     any point leaves rows that the next run reconciles.
     """
     target = options.target
-    plan = migration_plan(target=target, track_ids=options.track_ids)
+    plan = migration_totals(target=target, track_ids=options.track_ids)
     selected = min(plan["rows"], options.limit) if options.limit else plan["rows"]
     run = StorageMigrationRun.objects.create(
         target=target,
@@ -531,6 +621,8 @@ def storage_migrate(
             "batch_size": options.batch_size,
             "limit": options.limit,
             "track_ids": options.track_ids,
+            # Rows on the target before the run started (what a re-run finds).
+            "on_target": plan["on_target"],
         },
         selected=selected,
         selected_bytes=plan["bytes"],
@@ -539,17 +631,19 @@ def storage_migrate(
     runner = runner_name()
     source = other_backend(target)
     claimed_total = 0
-    in_flight: dict[Future[Outcome], Track] = {}
+    in_flight = 0
+    # Workers hand finished copies back through this queue; the main thread
+    # (the only one that touches rows) drains it a batch at a time.
+    finished: queue.SimpleQueue[tuple[Future[Outcome], Track]] = queue.SimpleQueue()
     verified: list[tuple[Track, Outcome]] = []
     last_beat = last_flip = time.monotonic()
     exhausted = False
-    # Enough rows in flight to keep every worker busy, claimed and flipped in
-    # batches so the database costs a few queries per batch, not per file.
-    capacity = max(options.workers * 2, options.batch_size)
-    claim_at = max(1, min(options.batch_size, capacity) // 2)
-    # Build the clients once, before the threads would race to build them.
-    storage_for(StorageBackend.LOCAL)
-    storage_for(StorageBackend.S3)
+    clients_ready = False
+    # Whole batches are claimed and flipped, so the database costs a few
+    # queries per batch, not per file; the workers' share on top keeps every
+    # worker busy while the next batch is claimed.
+    capacity = options.batch_size + options.workers * 2
+    claim_at = max(1, options.batch_size // 2)
 
     def settle(outcomes: list[tuple[Outcome, Track]], *, flush: bool) -> None:
         nonlocal verified, last_flip
@@ -563,7 +657,7 @@ def storage_migrate(
                 ).inc()
             else:
                 verified.append((track, outcome))
-        due = time.monotonic() - last_flip >= 0.5 or len(verified) >= claim_at
+        due = time.monotonic() - last_flip >= 0.5 or len(verified) >= options.batch_size
         if verified and (flush or due):
             last_flip = time.monotonic()
             flipped = tracks_flip(
@@ -594,10 +688,10 @@ def storage_migrate(
             max_workers=max(1, options.workers), thread_name_prefix="migrate"
         ) as pool:
             while True:
-                room = capacity - len(in_flight)
+                room = capacity - in_flight
                 if options.limit is not None:
                     room = min(room, options.limit - claimed_total)
-                wanted = room >= claim_at or (room > 0 and not in_flight)
+                wanted = room >= options.batch_size or (room > 0 and not in_flight)
                 if not exhausted and wanted:
                     batch = tracks_claim(
                         runner=runner,
@@ -608,8 +702,16 @@ def storage_migrate(
                     )
                     if not batch:
                         exhausted = True
+                    elif not clients_ready:
+                        # Built once, before the threads would race to build
+                        # them, and only when there is something to copy: a
+                        # re-run with nothing to do never pays for them.
+                        _clients_build()
+                        clients_ready = True
                     claimed_total += len(batch)
                     if batch:
+                        # Recorded before any I/O: from here on an object may
+                        # exist, so whoever takes a row over checks the bucket.
                         Track.objects.filter(
                             pk__in=[t.pk for t in batch], migration_runner=runner
                         ).update(migration_state=MigrationState.COPYING)
@@ -618,14 +720,16 @@ def storage_migrate(
                         track_ids=[t.pk for t in batch], backend=source
                     )
                     for track in batch:
-                        in_flight[
-                            pool.submit(
-                                track_copy,
-                                track=track,
-                                target=target,
-                                attachments=attached.get(track.pk),
-                            )
-                        ] = track
+                        future = pool.submit(
+                            track_copy,
+                            track=track,
+                            target=target,
+                            attachments=attached.get(track.pk),
+                        )
+                        future.add_done_callback(
+                            functools.partial(_report_done, finished, track)
+                        )
+                        in_flight += 1
                 if options.limit is not None and claimed_total >= options.limit:
                     exhausted = True
                 if not in_flight:
@@ -642,12 +746,11 @@ def storage_migrate(
                     time.sleep(min(heartbeat_seconds, 0.5))
                     exhausted = False
                     continue
-                done, _ = wait(
-                    in_flight, timeout=heartbeat_seconds, return_when=FIRST_COMPLETED
-                )
+                done = _drain(finished, timeout=heartbeat_seconds)
+                in_flight -= len(done)
                 settle(
-                    [(f.result(), in_flight.pop(f)) for f in done],
-                    flush=not in_flight or (exhausted and len(in_flight) < claim_at),
+                    [(f.result(), t) for f, t in done],
+                    flush=not in_flight or (exhausted and in_flight < claim_at),
                 )
                 if time.monotonic() - last_beat >= heartbeat_seconds:
                     run.save()

@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from tests.tracks.helpers import create_track
 from tests.tracks.migration_helpers import make_local_tracks
+from tracks import migration, storage
 from tracks.models import MigrationRunStatus, StorageMigrationRun, Track
+from tracks.storage import ObjectInfo, storage_reset
 
 pytestmark = pytest.mark.django_db
 
@@ -83,15 +85,38 @@ def test_playback_follows_the_flip_at_once(s3_local, auth_client, wav_file):
     assert requests.get(body["url"], timeout=10).content == wav_file.read_bytes()
 
 
-def test_a_second_run_is_a_no_op(s3_local, user, settings):
+def test_a_second_run_is_a_no_op(
+    s3_local, user, settings, django_assert_max_num_queries
+):
     make_local_tracks(user, Path(settings.MEDIA_ROOT), 4, size=1000)
-    migrate("--to", "s3")
-    summary = migrate("--to", "s3")
+    assert migrate("--to", "s3")["on_target"] == 0
+    storage_reset()
+    # A few set-based queries, none per row, and no S3 client at all.
+    with django_assert_max_num_queries(8):
+        summary = migrate("--to", "s3")
     assert (summary["selected"], summary["moved"], summary["status"]) == (
         0,
         0,
         "succeeded",
     )
+    assert summary["on_target"] == 4
+    assert "s3" not in storage._storages
+
+
+def test_an_upload_that_does_not_verify_is_deleted_and_the_row_stays(
+    s3_local, user, settings, monkeypatch
+):
+    track = make_local_tracks(user, Path(settings.MEDIA_ROOT), 1, size=3000)[0]
+    # The HEAD after the PUT reports other bytes than the row's.
+    monkeypatch.setattr(
+        storage.storage_for("s3"),
+        "stat",
+        lambda key: ObjectInfo(size=3000, sha256="0" * 64),
+    )
+    outcome = migration.track_copy(track=track, target="s3")
+    assert (outcome.kind, outcome.reason) == ("failed", "storage_error")
+    assert "Contents" not in s3_local.list_objects_v2(Bucket=s3_local.bucket)
+    assert Track.objects.get().storage_backend == "local"
 
 
 def test_limit_and_track_select_rows(s3_local, user, settings):
@@ -253,3 +278,32 @@ def test_runs_and_storage_totals_are_exported_as_metrics(
     assert 'veza_tracks_stored_bytes{backend="s3"} 2000.0' in text
     assert "veza_storage_migration_runs_active 0.0" in text
     assert 'veza_storage_migration_rows_total{outcome="moved",target="s3"}' in text
+
+
+def test_a_flip_skips_rows_another_runner_took_over(s3_local, user, settings):
+    tracks = make_local_tracks(user, Path(settings.MEDIA_ROOT), 3, size=100)
+    claimed = migration.tracks_claim(
+        runner="me:1:a", target="s3", count=3, lease_seconds=60
+    )
+    assert {t.migration_state for t in Track.objects.all()} == {"claimed"}
+    Track.objects.filter(pk=tracks[0].pk).update(migration_runner="other:2:b")
+    flipped = migration.tracks_flip(runner="me:1:a", target="s3", tracks=claimed)
+    assert flipped == {tracks[1].pk, tracks[2].pk}
+    rows = {t.pk: t for t in Track.objects.all()}
+    assert rows[tracks[0].pk].storage_backend == "local"
+    assert rows[tracks[0].pk].migration_state == "claimed"
+    assert {rows[t.pk].migration_state for t in tracks[1:]} == {"flipped"}
+
+
+def test_copying_a_claimed_row_makes_no_query(
+    s3_local, user, settings, django_assert_num_queries
+):
+    """Copies run in worker threads: everything they read comes with the claim."""
+    make_local_tracks(user, Path(settings.MEDIA_ROOT), 2, size=100)
+    claimed = migration.tracks_claim(
+        runner="me:1:a", target="s3", count=2, lease_seconds=60
+    )
+    storage.storage_for("s3")  # built beforehand, as the run does
+    with django_assert_num_queries(0):
+        outcomes = [migration.track_copy(track=t, target="s3") for t in claimed]
+    assert {o.kind for o in outcomes} == {"moved"}
