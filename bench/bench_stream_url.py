@@ -5,9 +5,10 @@ signs a URL: an S3 presigned URL for a track on S3 (a real `rclone serve s3`),
 an origin token URL for a local track. It is served the production way
 (gunicorn + veza.wsgi, infra/gunicorn.conf.py, 2 workers) and compared with a
 bare Django JSON view (bench/bare_django.py, no middleware, no database) on
-the same gunicorn settings, under the same load (`wrk -t2 -c16 -d10s`).
-Goal: our req/s >= 0.5x the bare view's. For comparison only, the same
-endpoint under daphne (veza.asgi, one process) is measured too.
+the same gunicorn settings, under the same load (`wrk -t2 -c16 -d10s`), the
+runs of the three targets interleaved. Goal: our req/s >= 0.5x the bare
+view's. For comparison only, the same endpoint under daphne (veza.asgi, one
+process) is measured too.
 
 Before loading, each URL is fetched once and checked: 200, the expected
 `source`, and the URL it returns serves the track's bytes.
@@ -113,14 +114,15 @@ class Target:
 
 def measure(target: Target, args: argparse.Namespace) -> WrkResult:
     """A 2 s warm-up, then `repeats` runs; the run with the median req/s."""
-    return measure_alternating([target], args)[target.label]
+    return median_run(measure_alternating([target], args)[target.label])
 
 
 def measure_alternating(
     targets: list[Target], args: argparse.Namespace
-) -> dict[str, WrkResult]:
+) -> dict[str, list[WrkResult]]:
     """Like `measure`, the targets' runs interleaved (A, B, A, B, ...), so a
-    drift of the machine during the run does not favour whichever goes first."""
+    drift of the machine during the run does not favour whichever goes first.
+    Every run of every target, in the order they ran."""
     for target in targets:
         wrk(
             target.url,
@@ -141,12 +143,13 @@ def measure_alternating(
                     duration=args.duration,
                 )
             )
-    results = {}
     for label, done in runs.items():
-        done.sort(key=lambda r: r.rps)
-        results[label] = done[len(done) // 2]
         print(f"  {label}: " + ", ".join(f"{r.rps:.0f}" for r in done) + " req/s")
-    return results
+    return runs
+
+
+def median_run(runs: list[WrkResult]) -> WrkResult:
+    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
 
 
 def upload_track(env: dict[str, str], token: str, wav: Path) -> str:
@@ -186,20 +189,23 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         s3_id = upload_track(env, token, wav)
         print(f"Tracks: s3 {s3_id}, local {local_id} ({size} bytes each)")
 
-        with harness.gunicorn(
-            "bare_django:application",
-            env,
-            name="stream-bare",
-            chdir=harness.BENCH,
-            ready_path="/hello",
-        ) as bare:
-            target = Target(
-                "bare Django JSON view, gunicorn", f"{bare.url}/hello", None
-            )
-            results[target.label] = measure(target, args)
-
-        with harness.gunicorn("veza.wsgi", env, name="stream-gunicorn") as veza:
-            targets = []
+        # Both servers up at once and their runs interleaved (bare, s3,
+        # local, bare, ...): the machine is shared, and a drift in its load
+        # must not favour the side measured first. An idle server costs
+        # nothing.
+        with (
+            harness.gunicorn(
+                "bare_django:application",
+                env,
+                name="stream-bare",
+                chdir=harness.BENCH,
+                ready_path="/hello",
+            ) as bare,
+            harness.gunicorn("veza.wsgi", env, name="stream-gunicorn") as veza,
+        ):
+            targets = [
+                Target("bare Django JSON view, gunicorn", f"{bare.url}/hello", None)
+            ]
             for track_id, source, label in (
                 (s3_id, "s3", "s3 track"),
                 (local_id, "origin", "local track"),
@@ -209,7 +215,16 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 targets.append(
                     Target(f"Veza stream URL, {label}, gunicorn", url, token)
                 )
-            results.update(measure_alternating(targets, args))
+            runs = measure_alternating(targets, args)
+            results.update({label: median_run(done) for label, done in runs.items()})
+            # Each run against the bare run of the same round, which saw the
+            # same moment of the machine's load.
+            bare_runs = runs[targets[0].label]
+            paired = {
+                label: [r.rps / b.rps for r, b in zip(done, bare_runs, strict=True)]
+                for label, done in runs.items()
+                if label != targets[0].label
+            }
 
         # Under ASGI each request runs in its own thread, so persistent
         # connections (CONN_MAX_AGE=60) pile up until PostgreSQL refuses
@@ -225,11 +240,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             )
             results[target.label] = measure(target, args)
     print(harness.load_note())
-    return report(results, args)
+    return report(results, paired, args)
 
 
 def report(
-    results: dict[str, WrkResult], args: argparse.Namespace
+    results: dict[str, WrkResult],
+    paired: dict[str, list[float]],
+    args: argparse.Namespace,
 ) -> dict[str, object]:
     print()
     print(
@@ -259,6 +276,12 @@ def report(
             print(
                 f"Ratio {label} / bare: {ratio:.2f}x (goal >= {GOAL_RATIO}x) {verdict}"
             )
+            rounds = paired.get(label, [])
+            print(
+                "  by round (vs that round's bare run): "
+                + ", ".join(f"{x:.2f}x" for x in rounds)
+            )
+    summary["paired_ratios"] = paired
     if any(r.errors for r in results.values()):
         print("WARNING: some requests failed (see the errors column)")
     return summary

@@ -33,8 +33,15 @@ class RequestMetricsMiddleware:
         match = request.resolver_match
         # Route names, never raw paths: label values must stay few.
         view = (match.view_name or "unnamed") if match is not None else "unresolved"
-        metrics.HTTP_REQUEST_SECONDS.labels(view).observe(time.perf_counter() - started)
-        metrics.HTTP_REQUESTS.labels(
-            view, request.method or "", str(response.status_code)
-        ).inc()
+        timer = self._timers.get(view)
+        if timer is None:
+            timer = self._timers[view] = metrics.HTTP_REQUEST_SECONDS.labels(view)
+        timer.observe(time.perf_counter() - started)
+        key = (view, request.method or "", response.status_code)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.HTTP_REQUESTS.labels(
+                view, key[1], str(key[2])
+            )
+        counter.inc()
         return response

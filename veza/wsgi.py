@@ -15,16 +15,20 @@ django.setup(set_prefix=False)
 
 
 class ApiWSGIHandler(WSGIHandler):
-    """Django with `API_MIDDLEWARE` instead of `MIDDLEWARE`.
+    """Django with another middleware list than `MIDDLEWARE`.
 
     Django builds its middleware chain from settings.MIDDLEWARE once, when a
     handler is created, so the list is swapped for that moment only (at
     import, before any request).
     """
 
+    def __init__(self, middleware: list[str]) -> None:
+        self.middleware = middleware
+        super().__init__()
+
     def load_middleware(self, is_async: bool = False) -> None:
         full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.API_MIDDLEWARE
+        settings.MIDDLEWARE = self.middleware
         try:
             super().load_middleware(is_async)
         finally:
@@ -32,12 +36,19 @@ class ApiWSGIHandler(WSGIHandler):
 
 
 _site = WSGIHandler()
-_api = ApiWSGIHandler()
+_api = ApiWSGIHandler(settings.API_MIDDLEWARE)
+_token_api = ApiWSGIHandler(settings.API_TOKEN_MIDDLEWARE)
 
 
 def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-    """The JSON API and the origins on the short chain, everything else (admin,
-    pages, static files) on the full one."""
-    if environ.get("PATH_INFO", "").startswith(settings.API_MIDDLEWARE_PREFIXES):
+    """The JSON API and the origins on a short chain (API calls with a DRF
+    token on a shorter one), everything else (admin, pages, static files) on
+    the full one."""
+    path = environ.get("PATH_INFO", "")
+    if path.startswith(settings.API_MIDDLEWARE_PREFIXES):
+        if path.startswith(settings.API_TOKEN_MIDDLEWARE_PREFIXES) and environ.get(
+            "HTTP_AUTHORIZATION", ""
+        ).startswith("Token "):
+            return _token_api(environ, start_response)
         return _api(environ, start_response)
     return _site(environ, start_response)

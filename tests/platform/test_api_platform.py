@@ -76,6 +76,47 @@ def test_cors_allows_configured_origins(api_client, settings):
     assert "Access-Control-Allow-Origin" not in other
 
 
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("get", {}),
+        ("get", {"HTTP_ORIGIN": ""}),
+        ("get", {"HTTP_ORIGIN": "https://app.example"}),
+        ("get", {"HTTP_ORIGIN": "https://evil.example"}),
+        ("options", {"HTTP_ORIGIN": "https://app.example"}),
+        (
+            "options",
+            {
+                "HTTP_ORIGIN": "https://app.example",
+                "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "GET",
+            },
+        ),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/tracks/", "/healthz"])
+def test_our_cors_middleware_answers_as_django_cors_headers(
+    rf, settings, method, headers, path
+):
+    """veza.cors skips building request.headers when there is no Origin;
+    its answers are those of the middleware it extends."""
+    from corsheaders.middleware import CorsMiddleware as Theirs
+    from django.http import HttpResponse
+
+    from veza.cors import CorsMiddleware as Ours
+
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example"]
+    settings.CORS_URLS_REGEX = r"^/api/"
+
+    def view(request):
+        return HttpResponse(b"{}", content_type="application/json")
+
+    answers = [
+        dict(middleware(view)(getattr(rf, method)(path, **headers)).items())
+        for middleware in (Ours, Theirs)
+    ]
+    assert answers[0] == answers[1]
+
+
 def api_routes() -> set[str]:
     routes: set[str] = set()
 

@@ -140,3 +140,29 @@ def test_unknown_environment_is_fatal_everywhere():
     resolved = config.resolve(raw(veza_env="prod"))
     assert [p.id for p in resolved.problems] == ["veza.E001"]
     assert config.is_fatal(resolved.problems[0], veza_env="prod")
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        (
+            "Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b",
+            "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b",
+        ),
+        ("Token abc", "abc"),
+        ("Token", None),
+        ("Token ", None),
+        ("Token  abc", None),
+        ("Token abc def", None),
+        ("Token abc\tdef", None),
+        ("Token abcé", None),
+        ("token abc", None),
+        ("Bearer abc", None),
+        ("", None),
+    ],
+)
+def test_token_key_takes_only_the_plain_header(header, key):
+    """Anything but "Token <letters and digits>" is left to DRF's parser."""
+    from veza.authentication import token_key
+
+    assert token_key(header) == key

@@ -59,3 +59,17 @@ def test_pages_keep_the_full_chain() -> None:
     assert status == "200 OK"
     assert headers["X-Frame-Options"] == "DENY"
     assert "csrftoken" in headers.get("Set-Cookie", "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_browser_sessions_still_reach_the_api(client, user, auth_client, wav_file):
+    """A call without a token keeps the session middleware (the token chain
+    leaves it out), so a logged-in browser still gets its tracks."""
+    track = create_track(auth_client, wav_file.read_bytes())
+    client.login(username="alice", password="alice-pass-123")
+    session = client.cookies["sessionid"].value
+    status, _, body = wsgi_get(
+        f"/api/v1/tracks/{track['id']}/stream", Cookie=f"sessionid={session}"
+    )
+    assert status == "200 OK", body
+    assert b'"source":"origin"' in body

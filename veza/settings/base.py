@@ -106,7 +106,7 @@ MIDDLEWARE = [
     "veza.request_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "veza.cors.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,12 +121,23 @@ MIDDLEWARE = [
 API_MIDDLEWARE = [
     "veza.request_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "veza.cors.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 API_MIDDLEWARE_PREFIXES = ("/api/v1/", "/origin/")
+# API calls that carry a DRF token ("Authorization: Token ...") also go
+# without the session and the session user: DRF's token authentication
+# accepts the key or refuses the call before session authentication is ever
+# tried, and sets request.user itself. A twentieth of a playback call.
+API_TOKEN_MIDDLEWARE = [
+    "veza.request_metrics.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "veza.cors.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+API_TOKEN_MIDDLEWARE_PREFIXES = ("/api/v1/",)
 
 ROOT_URLCONF = "veza.urls"
 WSGI_APPLICATION = "veza.wsgi.application"
