@@ -269,11 +269,16 @@ async def test_a_party_that_disconnects_ends_the_call_after_the_grace(
     await alice.disconnect()
 
 
-async def connected_call(alice_user, bob_user) -> tuple[Any, Any, str]:
+async def ringing_call(alice_user, bob_user) -> tuple[Any, Any, str]:
     alice = await connect(alice_user)
     bob = await connect(bob_user)
     call_id = await invite(alice, bob_user)
-    await receive(bob)
+    assert (await receive(bob))["type"] == "call.incoming"
+    return alice, bob, call_id
+
+
+async def connected_call(alice_user, bob_user) -> tuple[Any, Any, str]:
+    alice, bob, call_id = await ringing_call(alice_user, bob_user)
     await bob.send_json_to({"type": "call.answer", "call_id": call_id, "sdp": ANSWER})
     assert (await receive(alice))["type"] == "call.answered"
     return alice, bob, call_id
@@ -335,10 +340,7 @@ async def test_another_device_takes_the_call_over(user, other_user):
 
 async def test_a_calling_device_resumes_while_ringing(settings, user, other_user):
     settings.WEBRTC_DISCONNECT_GRACE = 0.4
-    alice = await connect(user)
-    bob = await connect(other_user)
-    call_id = await invite(alice, other_user)
-    await receive(bob)
+    alice, bob, call_id = await ringing_call(user, other_user)
     await alice.disconnect()
     alice_again = await connect(user)
     await alice_again.send_json_to({"type": "call.resume", "call_id": call_id})
@@ -369,10 +371,7 @@ async def test_resume_is_refused_to_others_and_after_the_end(user, other_user, c
 
 
 async def test_a_ringing_callee_cannot_resume(user, other_user):
-    alice = await connect(user)
-    bob = await connect(other_user)
-    call_id = await invite(alice, other_user)
-    await receive(bob)
+    alice, bob, call_id = await ringing_call(user, other_user)
     await bob.send_json_to({"type": "call.resume", "call_id": call_id})
     assert (await receive(bob))["code"] == "bad_call_state"
     await close_all(alice, bob)
