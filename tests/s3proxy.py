@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 @dataclass
 class Faults:
-    """Share of requests that fail, and how."""
+    """Share of requests that fail, and how ("corrupt" changes a byte of a
+    request body and forwards it)."""
 
     rate: float = 0.0
     kinds: tuple[str, ...] = ("500", "503", "reset", "slow")
@@ -77,6 +78,9 @@ class S3Proxy:
                     return
                 if fault == "slow":
                     time.sleep(proxy.faults.slow_seconds)
+                if fault == "corrupt" and body:
+                    # One byte changed on the way, as a bad link or NIC would.
+                    body = bytes([body[0] ^ 0xFF]) + body[1:]
                 upstream = http.client.HTTPConnection(
                     target.hostname, target.port, timeout=60
                 )

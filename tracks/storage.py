@@ -226,7 +226,11 @@ class LocalStorage(TrackStorage):
 def _client_config() -> Config:
     return Config(
         signature_version="s3v4",
-        s3={"addressing_style": settings.AWS_S3_ADDRESSING_STYLE},
+        s3={
+            "addressing_style": settings.AWS_S3_ADDRESSING_STYLE,
+            # Explicit: botocore's own default signs payloads over http only.
+            "payload_signing_enabled": settings.AWS_S3_SIGN_PAYLOAD,
+        },
         retries={"mode": "standard", "max_attempts": settings.AWS_S3_MAX_ATTEMPTS},
         max_pool_connections=settings.AWS_S3_MAX_POOL_CONNECTIONS,
         connect_timeout=5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import requests
 from tests.s3server import free_port
 from tests.tracks.helpers import assert_error, create_track, upload
 from tracks.models import Track
+from tracks.storage import storage_for
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +130,31 @@ def test_large_uploads_go_multipart_and_verify(auth_client, s3, settings, audio_
     }
     body = s3.get_object(Bucket=s3.bucket, Key=track.storage_key)["Body"].read()
     assert hashlib.sha256(body).hexdigest() == track.sha256
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_put_signs_its_payload_only_when_configured(
+    auth_client, s3, settings, wav_file, signed
+):
+    settings.AWS_S3_SIGN_PAYLOAD = signed
+    sent: list[dict[str, str]] = []
+
+    def record(request, **kwargs) -> None:
+        sent.append(
+            {
+                k: v.decode() if isinstance(v, bytes) else v
+                for k, v in request.headers.items()
+            }
+        )
+
+    storage_for("s3").client.meta.events.register(  # type: ignore[attr-defined]
+        "before-send.s3.PutObject", record
+    )
+    content = wav_file.read_bytes()
+    create_track(auth_client, content)
+    [headers] = sent
+    md5 = base64.b64encode(hashlib.md5(content).digest()).decode()  # noqa: S324
+    assert headers["Content-MD5"] == md5
+    assert headers["X-Amz-Content-SHA256"] == (
+        hashlib.sha256(content).hexdigest() if signed else "UNSIGNED-PAYLOAD"
+    )
