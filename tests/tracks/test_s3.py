@@ -155,6 +155,7 @@ def test_a_put_signs_its_payload_only_when_configured(
     [headers] = sent
     md5 = base64.b64encode(hashlib.md5(content).digest()).decode()  # noqa: S324
     assert headers["Content-MD5"] == md5
+    assert headers["User-Agent"].startswith("veza botocore/")
     assert headers["X-Amz-Content-SHA256"] == (
         hashlib.sha256(content).hexdigest() if signed else "UNSIGNED-PAYLOAD"
     )
