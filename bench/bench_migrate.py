@@ -10,6 +10,9 @@ For each dataset, at the tools' defaults and at matched concurrency N:
   whole process (Django start, claims, MD5 + SHA-256 in one pass, PUT with
   Content-MD5 and the SHA-256 as metadata, HEAD verification, row flips);
   the rows are reset to `local` (untimed) before each run;
+* `bench/boto3_copy.py` (`--workers N`, 8 by default): the same hashing, PUT
+  and HEAD on the same boto3 configuration, with no Django and no database,
+  i.e. the ceiling of the client the issue mandates;
 * `rclone copy` (`--transfers N --checkers N`), `s5cmd cp` (`--numworkers N`)
   and `aws s3 cp --recursive` (`max_concurrent_requests` via AWS_CONFIG_FILE)
   of the same directory.
@@ -201,6 +204,8 @@ class Bench:
         self.rclone = find_tool("rclone")
         self.s5cmd = find_tool("s5cmd")
         self.aws = find_tool("aws") if use_aws else None
+        # The mandated client's ceiling: ours without Django and the database.
+        self.boto3 = str(Path(__file__).with_name("boto3_copy.py"))
 
     def bucket(self, tool: str) -> str:
         self.buckets += 1
@@ -253,6 +258,17 @@ class Bench:
         self, tool: str, source: Path, bucket: str, n: int | None, rerun: bool = False
     ) -> list[str]:
         dest = f"s3://{bucket}/tracks/"
+        if tool == "boto3":
+            return [
+                sys.executable,
+                self.boto3,
+                str(source),
+                bucket,
+                "--endpoint",
+                self.endpoint,
+                "--workers",
+                str(n or 8),
+            ]
         binary = {"rclone": self.rclone, "s5cmd": self.s5cmd, "aws": self.aws}[tool]
         if binary is None:
             raise RuntimeError(f"{tool} is not installed")
@@ -499,7 +515,7 @@ def report(results: list[Result], configs: list[int | None]) -> dict[str, Any]:
         )  # fmt: skip
         for label in labels:
             ours = find(rows, "veza", label)
-            for tool in ("rclone", "s5cmd", "aws"):
+            for tool in ("boto3", "rclone", "s5cmd", "aws"):
                 theirs = find(rows, tool, label)
                 if ours and theirs:
                     ratio = ours.files_per_s / theirs.files_per_s
@@ -575,7 +591,7 @@ def main() -> int:
         server = start_s3_server(**KEYS)
         stack.callback(server.stop)
         bench = Bench(server, scratch, use_aws=not args.no_aws)
-        tools = ["veza"] + [
+        tools = ["veza", "boto3"] + [
             t
             for t, path in (
                 ("rclone", bench.rclone),
