@@ -78,7 +78,7 @@ def main() -> int:
         ):
             raise RuntimeError(f"{key} did not verify: {head}")
 
-    files = sorted(p for p in args.source.rglob("*") if p.is_file())
+    files = sorted(args.source.rglob("*.wav"))
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         for _ in pool.map(copy, files):
             pass

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 @dataclass
 class Faults:
     """Share of requests that fail, and how ("corrupt" changes a byte of a
-    request body and forwards it)."""
+    PUT's body, a single upload's or a part's, and forwards it)."""
 
     rate: float = 0.0
     kinds: tuple[str, ...] = ("500", "503", "reset", "slow")
@@ -78,7 +78,7 @@ class S3Proxy:
                     return
                 if fault == "slow":
                     time.sleep(proxy.faults.slow_seconds)
-                if fault == "corrupt" and body:
+                if fault == "corrupt" and body and self.command == "PUT":
                     # One byte changed on the way, as a bad link or NIC would.
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
                 upstream = http.client.HTTPConnection(

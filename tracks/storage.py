@@ -232,7 +232,8 @@ def _client_config() -> Config:
         signature_version="s3v4",
         s3={
             "addressing_style": settings.AWS_S3_ADDRESSING_STYLE,
-            # Explicit: botocore's own default signs payloads over http only.
+            # Explicit, so it holds on http and https alike: left unset,
+            # botocore signs every body over http and hashes it once more.
             "payload_signing_enabled": settings.AWS_S3_SIGN_PAYLOAD,
         },
         retries={"mode": "standard", "max_attempts": settings.AWS_S3_MAX_ATTEMPTS},
@@ -242,6 +243,23 @@ def _client_config() -> Config:
         request_checksum_calculation=settings.AWS_S3_CHECKSUM_MODE,
         response_checksum_validation=settings.AWS_S3_CHECKSUM_MODE,
     )
+
+
+def _part_content_md5(params: dict[str, Any], **kwargs: Any) -> None:
+    """Give each multipart part a Content-MD5, as single PUTs have, so the
+    server checks every body we send (payloads are not signed by default)."""
+    body = params.get("Body")
+    if body is None or "ContentMD5" in params:
+        return
+    md5 = hashlib.md5()  # noqa: S324  (Content-MD5 for S3, not security)
+    if isinstance(body, bytes | bytearray):
+        md5.update(body)
+    else:
+        start = body.tell()
+        while chunk := body.read(CHUNK_SIZE):
+            md5.update(chunk)
+        body.seek(start)
+    params["ContentMD5"] = base64.b64encode(md5.digest()).decode()
 
 
 def _s3_client(endpoint_url: str | None) -> Any:
@@ -257,7 +275,11 @@ def _s3_client(endpoint_url: str | None) -> Any:
         region_name=settings.AWS_S3_REGION_NAME,
         client_config=_client_config(),
     )
-    return storage.connection.meta.client
+    client = storage.connection.meta.client
+    client.meta.events.register(
+        "before-parameter-build.s3.UploadPart", _part_content_md5
+    )
+    return client
 
 
 class S3Storage(TrackStorage):
@@ -312,6 +334,7 @@ class S3Storage(TrackStorage):
         metrics.STORAGE_OPERATIONS.labels(self.name, "put", "ok").inc()
 
     def _upload_multipart(self, key: str, path: Path, extra: dict[str, Any]) -> None:
+        from boto3.exceptions import S3UploadFailedError
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(
@@ -322,9 +345,13 @@ class S3Storage(TrackStorage):
         )
         # By file name, so s3transfer reads each part from disk when it sends
         # it; from a file object it buffers up to max_io_queue parts in memory.
-        self.client.upload_file(
-            str(path), self.bucket, key, ExtraArgs=extra, Config=config
-        )
+        try:
+            self.client.upload_file(
+                str(path), self.bucket, key, ExtraArgs=extra, Config=config
+            )
+        except S3UploadFailedError as exc:
+            # boto3 wraps a part's ClientError in its own exception type.
+            raise self._fail("put", key, exc) from exc
 
     def delete(self, key: str) -> None:
         try:

@@ -76,6 +76,7 @@ def command_env(settings, *, endpoint: str | None = None) -> dict[str, str]:
             "AWS_SECRET_ACCESS_KEY": settings.AWS_SECRET_ACCESS_KEY,
             "AWS_S3_ENDPOINT_URL": endpoint or settings.AWS_S3_ENDPOINT_URL,
             "AWS_S3_MAX_ATTEMPTS": "6",
+            "AWS_S3_MULTIPART_THRESHOLD": str(settings.AWS_S3_MULTIPART_THRESHOLD),
         }
     )
     return environment

@@ -175,11 +175,14 @@ def test_with_the_server_down_the_run_fails_cleanly_and_recovers(
     assert_all_on_s3_and_intact(s3_local, settings, tracks)
 
 
+@pytest.mark.parametrize("multipart", [False, True])
 def test_a_body_changed_in_transit_is_refused_and_never_flipped(
-    s3_local, proxy, owner, settings
+    s3_local, proxy, owner, settings, multipart
 ):
-    # The payload is not signed (settings: Content-MD5 covers it), so the
-    # server's Content-MD5 check is what catches a changed body.
+    # Payloads are not signed (AWS_S3_SIGN_PAYLOAD): the Content-MD5 of each
+    # PUT, or of each part, is what lets the server catch a changed body.
+    if multipart:
+        settings.AWS_S3_MULTIPART_THRESHOLD = 4096
     tracks = make_local_tracks(owner, Path(settings.MEDIA_ROOT), 6, size=8192, seed=16)
     proxy.faults = Faults(rate=1.0, kinds=("corrupt",))
     process = start_command(
@@ -188,12 +191,11 @@ def test_a_body_changed_in_transit_is_refused_and_never_flipped(
     _, err = process.communicate(timeout=300)
     assert process.returncode != 0
     assert "storage_error" in err
+    assert proxy.injected["corrupt"] >= 6
     rows = list(Track.objects.all())
     assert {r.storage_backend for r in rows} == {"local"}
     assert {r.migration_state for r in rows} == {"failed"}
-    assert not list(
-        s3_local.list_objects_v2(Bucket=s3_local.bucket).get("Contents", [])
-    )
+    assert not s3_local.list_objects_v2(Bucket=s3_local.bucket).get("Contents")
     proxy.faults = Faults()
     finish(settings, proxy.endpoint, "--workers", "2")
     assert_all_on_s3_and_intact(s3_local, settings, tracks)

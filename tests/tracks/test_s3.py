@@ -122,7 +122,15 @@ def test_large_uploads_go_multipart_and_verify(auth_client, s3, settings, audio_
     content = make_audio(
         audio_dir / "long-multipart.wav", fmt="wav", seconds=30
     ).read_bytes()
+    parts: list[str] = []
+    storage_for("s3").client.meta.events.register(  # type: ignore[attr-defined]
+        "before-send.s3.UploadPart",
+        lambda request, **kwargs: parts.append(request.headers["Content-MD5"]),
+    )
     track = Track.objects.get(pk=create_track(auth_client, content)["id"])
+    # One part (under the 16 MiB part size), carrying the file's Content-MD5.
+    md5 = base64.b64encode(hashlib.md5(content).digest())  # noqa: S324
+    assert [m.encode() if isinstance(m, str) else m for m in parts] == [md5]
     head = s3.head_object(Bucket=s3.bucket, Key=track.storage_key)
     assert head["ContentLength"] == len(content)
     assert {k.lower(): v for k, v in head["Metadata"].items()} == {

@@ -245,9 +245,9 @@ AWS_S3_MAX_POOL_CONNECTIONS = env.int("AWS_S3_MAX_POOL_CONNECTIONS", default=32)
 AWS_S3_MAX_ATTEMPTS = env.int("AWS_S3_MAX_ATTEMPTS", default=5)
 # botocore >= 1.36 sends CRC32 trailers that many S3-compatible servers reject.
 AWS_S3_CHECKSUM_MODE = env.str("AWS_S3_CHECKSUM_MODE", default="when_required")
-# Sign the body's SHA-256 as the SigV4 payload hash over plain http (botocore
-# never does over https for PUTs). Off: single PUTs carry Content-MD5, which
-# the server checks, and the payload pass would hash every byte once more.
+# Sign each body's SHA-256 as the SigV4 payload hash, over http and https.
+# Off: every PUT and multipart part carries Content-MD5, which the server
+# checks, and signing would hash every byte once more.
 AWS_S3_SIGN_PAYLOAD = env.bool("AWS_S3_SIGN_PAYLOAD", default=False)
 AWS_S3_MULTIPART_THRESHOLD = env.int(
     "AWS_S3_MULTIPART_THRESHOLD", default=64 * 1024 * 1024
