@@ -266,8 +266,7 @@ class Bench:
                 bucket,
                 "--endpoint",
                 self.endpoint,
-                "--workers",
-                str(n or 8),
+                *([] if n is None else ["--workers", str(n)]),
             ]
         binary = {"rclone": self.rclone, "s5cmd": self.s5cmd, "aws": self.aws}[tool]
         if binary is None:

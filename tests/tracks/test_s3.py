@@ -17,6 +17,24 @@ from tracks.storage import storage_for
 pytestmark = pytest.mark.django_db
 
 
+def sent_headers(operation: str) -> list[dict[str, str]]:
+    """Headers of every `operation` request the track storage sends from now."""
+    sent: list[dict[str, str]] = []
+
+    def record(request, **kwargs) -> None:
+        sent.append(
+            {
+                k: v.decode() if isinstance(v, bytes) else v
+                for k, v in request.headers.items()
+            }
+        )
+
+    storage_for("s3").client.meta.events.register(  # type: ignore[attr-defined]
+        f"before-send.s3.{operation}", record
+    )
+    return sent
+
+
 def bucket_keys(s3) -> list[str]:
     listing = s3.list_objects_v2(Bucket=s3.bucket)
     return [o["Key"] for o in listing.get("Contents", [])]
@@ -122,15 +140,11 @@ def test_large_uploads_go_multipart_and_verify(auth_client, s3, settings, audio_
     content = make_audio(
         audio_dir / "long-multipart.wav", fmt="wav", seconds=30
     ).read_bytes()
-    parts: list[str] = []
-    storage_for("s3").client.meta.events.register(  # type: ignore[attr-defined]
-        "before-send.s3.UploadPart",
-        lambda request, **kwargs: parts.append(request.headers["Content-MD5"]),
-    )
+    parts = sent_headers("UploadPart")
     track = Track.objects.get(pk=create_track(auth_client, content)["id"])
     # One part (under the 16 MiB part size), carrying the file's Content-MD5.
-    md5 = base64.b64encode(hashlib.md5(content).digest())  # noqa: S324
-    assert [m.encode() if isinstance(m, str) else m for m in parts] == [md5]
+    md5 = base64.b64encode(hashlib.md5(content).digest()).decode()  # noqa: S324
+    assert [part["Content-MD5"] for part in parts] == [md5]
     head = s3.head_object(Bucket=s3.bucket, Key=track.storage_key)
     assert head["ContentLength"] == len(content)
     assert {k.lower(): v for k, v in head["Metadata"].items()} == {
@@ -145,19 +159,7 @@ def test_a_put_signs_its_payload_only_when_configured(
     auth_client, s3, settings, wav_file, signed
 ):
     settings.AWS_S3_SIGN_PAYLOAD = signed
-    sent: list[dict[str, str]] = []
-
-    def record(request, **kwargs) -> None:
-        sent.append(
-            {
-                k: v.decode() if isinstance(v, bytes) else v
-                for k, v in request.headers.items()
-            }
-        )
-
-    storage_for("s3").client.meta.events.register(  # type: ignore[attr-defined]
-        "before-send.s3.PutObject", record
-    )
+    sent = sent_headers("PutObject")
     content = wav_file.read_bytes()
     create_track(auth_client, content)
     [headers] = sent
