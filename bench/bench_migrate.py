@@ -587,7 +587,7 @@ def main() -> int:
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(harness.temp_dir("veza-bench-migrate-"))
-        server = start_s3_server(**KEYS)
+        server = start_s3_server(KEYS["access_key"], KEYS["secret_key"])
         stack.callback(server.stop)
         bench = Bench(server, scratch, use_aws=not args.no_aws)
         tools = ["veza", "boto3"] + [

@@ -10,23 +10,25 @@ build published on the source after the copy, keeps its own
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
 
 from cdn.services import cdn_cache_control
+from mediastore.tally import Tally, tally_kind_register, tally_move, tally_read
 from streaming.media_types import hls_content_type, is_playlist
 from streaming.models import HlsPackage, PackageStatus
 from streaming.playlists import MASTER_NAME
-from streaming.services import serving_cache_key
+from streaming.services import PACKAGE_TALLY, serving_cache_key
 from tracks.attachments import (
     AttachedFile,
     Attachment,
     TrackIds,
     attachment_provider_register,
 )
+from tracks.models import StorageBackend
 
 PREFIX = "hls/"
 
@@ -44,41 +46,59 @@ class HlsPackageFiles:
 
     name = "package"
     prefixes: tuple[str, ...] = (PREFIX,)
+    _columns = (
+        "pk",
+        "track_id",
+        "content_hash",
+        "files",
+        "etags",
+        "finished_at",
+        "storage_backend",
+    )
 
-    def _ready(self, *, backend: str, track_ids: TrackIds | None) -> Any:
-        rows = HlsPackage.objects.filter(
-            status=PackageStatus.READY, storage_backend=backend
-        )
+    def _ready(self, *, backend: str | None, track_ids: TrackIds | None) -> Any:
+        rows = HlsPackage.objects.filter(status=PackageStatus.READY)
+        if backend is not None:
+            rows = rows.filter(storage_backend=backend)
         if track_ids is not None:
             rows = rows.filter(track_id__in=track_ids)
         return rows
 
+    def _group(self, row: tuple[Any, ...]) -> Attachment:
+        pk, track_id, content_hash, files, etags, finished_at, backend = row
+        directory = f"{PREFIX}{content_hash}/"
+        return Attachment(
+            provider=self.name,
+            ident=pk,
+            track_id=track_id,
+            label=content_hash,
+            files=tuple(
+                AttachedFile(
+                    key=directory + name,
+                    size=int(files[name]),
+                    content_type=hls_content_type(name),
+                    cache_control=cdn_cache_control(name=name),
+                    etag=(etags or {}).get(name, ""),
+                )
+                for name in sorted(files, key=_copy_order)
+            ),
+            version=finished_at,
+            backend=backend,
+        )
+
     def attached(
         self, *, backend: str, track_ids: TrackIds | None = None
     ) -> Iterator[Attachment]:
-        rows = self._ready(backend=backend, track_ids=track_ids).values_list(
-            "pk", "track_id", "content_hash", "files", "finished_at"
-        )
-        for pk, track_id, content_hash, files, finished_at in rows.iterator(
-            chunk_size=200
-        ):
-            directory = f"{PREFIX}{content_hash}/"
-            yield Attachment(
-                provider=self.name,
-                ident=pk,
-                track_id=track_id,
-                label=content_hash,
-                files=tuple(
-                    AttachedFile(
-                        key=directory + name,
-                        size=int(files[name]),
-                        content_type=hls_content_type(name),
-                        cache_control=cdn_cache_control(name=name),
-                    )
-                    for name in sorted(files, key=_copy_order)
-                ),
-                version=finished_at,
-            )
+        rows = self._ready(backend=backend, track_ids=track_ids)
+        for row in rows.values_list(*self._columns).iterator(chunk_size=200):
+            yield self._group(row)
+
+    def in_key_order(self) -> Iterator[Attachment]:
+        # content_hash is unique (indexed), and every file of a package sits
+        # under hls/<content_hash>/, so this is the listing's order.
+        rows = self._ready(backend=None, track_ids=None).order_by("content_hash")
+        for row in rows.values_list(*self._columns).iterator(chunk_size=500):
+            yield self._group(row)
 
     def totals(self, *, backend: str, track_ids: TrackIds) -> tuple[int, int]:
         count = size = 0
@@ -90,35 +110,80 @@ class HlsPackageFiles:
             size += sum(int(s) for s in files.values())
         return count, size
 
-    def flip(self, *, groups: list[Attachment], source: str, target: str) -> int:
+    def tally(self, *, backend: str) -> Tally:
+        return tally_read(kind=PACKAGE_TALLY)[backend]
+
+    def flip(
+        self,
+        *,
+        groups: list[Attachment],
+        source: str,
+        target: str,
+        etags: dict[Any, dict[str, str]],
+    ) -> int:
         wanted = {g.ident: g for g in groups}
         # Still ready on the source and not rebuilt since the copy was read.
         current = (
             HlsPackage.objects.select_for_update()
             .filter(pk__in=list(wanted), status=PackageStatus.READY)
             .filter(storage_backend=source)
-            .values_list("pk", "finished_at")
+            .values_list("pk", "finished_at", "files", "total_bytes")
         )
-        ids = [pk for pk, finished in current if finished == wanted[pk].version]
-        if not ids:
+        moving = [
+            (pk, files, total)
+            for pk, finished, files, total in current
+            if finished == wanted[pk].version
+        ]
+        if not moving:
             return 0
-        HlsPackage.objects.filter(pk__in=ids).update(storage_backend=target)
+        for pk, _, _ in moving:
+            directory = f"{PREFIX}{wanted[pk].label}/"
+            HlsPackage.objects.filter(pk=pk).update(
+                storage_backend=target,
+                etags={
+                    key.removeprefix(directory): etag
+                    for key, etag in etags.get(pk, {}).items()
+                }
+                if target == StorageBackend.S3
+                else {},
+            )
+        tally_move(
+            kind=PACKAGE_TALLY,
+            source=source,
+            target=target,
+            tally=Tally(
+                rows=len(moving),
+                files=sum(len(files) for _, files, _ in moving),
+                bytes=sum(total for _, _, total in moving),
+            ),
+        )
         # A bulk update sends no signals: the origin's cached view goes here.
-        keys = [serving_cache_key(wanted[pk].label) for pk in ids]
+        keys = [serving_cache_key(wanted[pk].label) for pk, _, _ in moving]
         cache.delete_many(keys)
         transaction.on_commit(lambda: cache.delete_many(keys))
-        return len(ids)
-
-    def known_keys(self) -> Callable[[str], bool]:
-        hashes = set(HlsPackage.objects.values_list("content_hash", flat=True))
-
-        def known(key: str) -> bool:
-            head, _, rest = key.partition("/")
-            return f"{head}/" == PREFIX and rest.partition("/")[0] in hashes
-
-        return known
+        return len(moving)
 
 
 def hls_packages_register() -> None:
-    """Let `migrate_storage` move, audit and purge packages with their tracks."""
+    """Let `migrate_storage` move, audit and purge packages with their tracks,
+    and keep their storage tally."""
     attachment_provider_register(HlsPackageFiles())
+    tally_kind_register(PACKAGE_TALLY, package_tally_count)
+
+
+def package_tally_count() -> dict[str, Tally]:
+    """Ready packages, their files and bytes, per backend (the recount)."""
+    counts: dict[str, Tally] = {}
+    rows = (
+        HlsPackage.objects.filter(status=PackageStatus.READY)
+        .values_list("storage_backend", "files", "total_bytes")
+        .iterator(chunk_size=2000)
+    )
+    for backend, files, total in rows:
+        have = counts.get(backend, Tally())
+        counts[backend] = Tally(
+            rows=have.rows + 1,
+            files=have.files + len(files),
+            bytes=have.bytes + total,
+        )
+    return counts

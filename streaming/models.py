@@ -39,6 +39,9 @@ class HlsPackage(models.Model):
     renditions = models.JSONField(default=list, blank=True)
     # Every file of the package, relative name -> size in bytes.
     files = models.JSONField(default=dict, blank=True)
+    # Relative name -> S3 ETag of the verified object, while on S3 (empty on
+    # local disk): what a listing-based audit checks each file against.
+    etags = models.JSONField(default=dict, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     segment_count = models.IntegerField(default=0)
     total_bytes = models.BigIntegerField(default=0)

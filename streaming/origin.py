@@ -21,12 +21,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cdn.origin import origin_token_valid
 from cdn.services import cdn_cache_control
+from mediastore.backends import MediaStorage, storage_for
 from streaming.errors import HlsFileNotFound
 from streaming.media_types import hls_content_type, is_playlist
 from streaming.playback import ORIGIN_PREFIX, hls_token_scope
 from streaming.selectors import ServedPackage, hls_package_served
 from tracks.errors import InvalidToken, TrackTakenDown
-from tracks.storage import TrackStorage, storage_for
 from veza import metrics
 from veza.errors import DomainError, RangeNotSatisfiableError
 from veza.exception_handler import error_response
@@ -214,7 +214,7 @@ def _bytes_response(
 
 
 def _read(
-    storage: TrackStorage, key: str, first: int, last: int
+    storage: MediaStorage, key: str, first: int, last: int
 ) -> itertools.chain[bytes]:
     """The bytes of `key`, with the first chunk read now.
 
@@ -226,7 +226,7 @@ def _read(
     try:
         head = next(chunks, b"")
     except FileNotFoundError:
-        logger.warning("HLS file %s is listed but missing on %s", key, storage.name)
+        logger.warning("HLS file %s is listed but missing on %s", key, storage.backend)
         raise HlsFileNotFound() from None
     return itertools.chain([head], chunks)
 

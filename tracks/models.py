@@ -7,6 +7,9 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+# The storage tally of tracks (mediastore.tally): rows and bytes per backend.
+TRACKS_TALLY = "tracks"
+
 
 class StorageBackend(models.TextChoices):
     LOCAL = "local", "Local disk"
@@ -50,6 +53,10 @@ class Track(models.Model):
     # The object name, the same on both backends (the S3 key when on s3).
     # NULL, not "", for rows from before the column existed (the schema says so).
     storage_key = models.CharField(max_length=512, null=True, blank=True)  # noqa: DJ001
+    # The S3 ETag of the verified object (the server's MD5, or MD5 of part
+    # MD5s), so a listing can check every object without reading it; "" on
+    # local disk and for rows moved before it was recorded.
+    storage_etag = models.CharField(max_length=80, blank=True, default="")
     # When the bytes at the current location were last checked against sha256.
     storage_verified_at = models.DateTimeField(null=True, blank=True)
     # Per-row state of the storage migration (see tracks/migration.py), kept
@@ -80,17 +87,32 @@ class Track(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="track_owner_created"),
             models.Index(
-                fields=["migration_state"],
-                name="track_migration_active",
-                condition=~models.Q(migration_state__in=["", "flipped"]),
-            ),
-            models.Index(
                 fields=["visibility", "-created_at"], name="track_visibility_created"
             ),
+            # What a storage migration claims from, in id order: only the
+            # rows still on the source backend (see tracks/migration/claims.py).
             models.Index(
-                fields=["storage_backend"],
-                name="track_on_s3",
+                fields=["id"],
+                name="track_local_by_id",
+                condition=models.Q(storage_backend="local"),
+            ),
+            models.Index(
+                fields=["id"],
+                name="track_s3_by_id",
                 condition=models.Q(storage_backend="s3"),
+            ),
+            # Rows some runner holds right now (a few hundred at most).
+            models.Index(
+                fields=["migration_lease_until"],
+                name="track_migration_busy",
+                condition=models.Q(
+                    migration_state__in=["claimed", "copying", "verified"]
+                ),
+            ),
+            models.Index(
+                fields=["id"],
+                name="track_migration_failed",
+                condition=models.Q(migration_state="failed"),
             ),
         ]
 
@@ -132,6 +154,9 @@ class StorageMigrationRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["-started_at"], name="migration_run_started"),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} to {self.target} ({self.status})"

@@ -8,10 +8,10 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
 from cdn.origin import origin_token_valid
+from mediastore.backends import storage_for
 from tracks import selectors
 from tracks.errors import InvalidToken
 from tracks.playback import Kind, track_disposition
-from tracks.storage import storage_for
 from veza.errors import DomainError, NotFound, RangeNotSatisfiableError
 from veza.exception_handler import error_response
 from veza.http_ranges import RangeNotSatisfiable, conditional_range, etag_matches

@@ -20,8 +20,8 @@ from cdn.services import (
     cdn_signed_url,
     cdn_signing_failed,
 )
+from mediastore.backends import storage_for
 from tracks.models import StorageBackend, Track
-from tracks.storage import storage_for
 from veza import metrics
 
 logger = logging.getLogger(__name__)

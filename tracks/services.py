@@ -13,10 +13,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from tracks.errors import StorageUnavailable
-from tracks.models import Track, Visibility
+from mediastore.backends import storage_backends_in_use, storage_for
+from mediastore.errors import StorageUnavailable
+from mediastore.files import SourceFile
+from mediastore.tally import tally_add
+from tracks.models import TRACKS_TALLY, Track, Visibility
 from tracks.probe import probe_audio
-from tracks.storage import SourceFile, storage_for
 from tracks.uploads import StagedUpload
 from veza import metrics
 
@@ -52,7 +54,7 @@ def track_create(
     key = track_object_name(
         track_id=track_id, sha256=upload.sha256, extension=probe.format.extension
     )
-    storage.put(
+    etag = storage.put(
         key,
         SourceFile(
             path=upload.path,
@@ -76,10 +78,14 @@ def track_create(
                 duration_seconds=probe.duration_seconds,
                 storage_backend=backend,
                 storage_key=key,
+                storage_etag=etag,
                 storage_verified_at=timezone.now(),
             )
             track.full_clean()
             track.save(force_insert=True)
+            tally_add(
+                kind=TRACKS_TALLY, backend=backend, rows=1, bytes=track.size_bytes
+            )
     except BaseException:
         # No bytes without their row.
         _delete_quietly(backend, key)
@@ -132,16 +138,24 @@ def track_restore(*, track: Track) -> Track:
 
 @transaction.atomic
 def track_delete(*, track: Track) -> None:
-    """Delete the row; its bytes go once the deletion has committed."""
-    backend, key = track.storage_backend, track.storage_key
+    """Delete the row; its bytes go once the deletion has committed, from
+    every backend: a storage migration may have copied them already (it
+    removes a copy it finishes after this, see tracks.migration.settling)."""
+    key = track.storage_key
     track.delete()
     if key:
-        transaction.on_commit(lambda: _delete_quietly(backend, key))
+        transaction.on_commit(lambda: track_bytes_delete(key=key))
+
+
+def track_bytes_delete(*, key: str) -> None:
+    """Remove a track's object from every backend in use, quietly."""
+    for backend in storage_backends_in_use():
+        _delete_quietly(backend, key)
 
 
 def _delete_quietly(backend: str, key: str) -> None:
     try:
-        storage_for(backend).delete(key)
+        storage_for(backend).remove(key)
     except (StorageUnavailable, OSError):
         # The row is gone; an orphan object is found by the storage audit
         # (`migrate_storage --verify-only`), so a failure here is only logged.

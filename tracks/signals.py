@@ -1,4 +1,4 @@
-"""Signal receivers of tracks: only cache invalidation, nothing else."""
+"""Signal receivers of tracks: cache invalidation and the storage tally."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from tracks.models import Track
+from mediastore.tally import tally_add
+from tracks.models import TRACKS_TALLY, Track
 from tracks.selectors import playback_cache_key
 
 
@@ -23,3 +24,15 @@ def forget_playback_columns(
     # Again after commit: a reader between the save and the commit may have
     # cached the old row.
     transaction.on_commit(lambda: cache.delete(key))
+
+
+@receiver(post_delete, sender=Track)
+def count_deleted_track(sender: type[Track], instance: Track, **kwargs: Any) -> None:
+    # Every deletion (the API's, the admin's, a user's cascade) passes here,
+    # inside the deleting transaction, so the tally and the rows agree.
+    tally_add(
+        kind=TRACKS_TALLY,
+        backend=instance.storage_backend,
+        rows=-1,
+        bytes=-instance.size_bytes,
+    )

@@ -6,20 +6,25 @@ from typing import Any
 
 from django_tasks import task
 
-from tracks.migration import MoveOptions, storage_migrate
+from tracks.migration.runner import MoveOptions, storage_migrate
 
 
 @task()
 def tracks_move(
-    *, track_ids: list[str], target: str, started_by: str = ""
+    *,
+    target: str,
+    track_ids: list[str] | None = None,
+    workers: int = 4,
+    started_by: str = "",
 ) -> dict[str, Any]:
-    """Move the given tracks to `target`, as `migrate_storage --track` would."""
+    """A storage migration runner: the given tracks (or every one) to
+    `target`, as `migrate_storage --to` would; several share the work."""
     run = storage_migrate(
         options=MoveOptions(
             target=target,
-            workers=4,
-            batch_size=16,
-            track_ids=track_ids,
+            workers=workers,
+            batch_size=16 if track_ids else 64,
+            track_ids=track_ids or [],
             started_by=started_by or "admin",
         )
     )

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "staging", "production")
 STORAGE_BACKENDS = ("local", "s3")
+S3_ADDRESSING_STYLES = ("path", "virtual")
+S3_CHECKSUM_ALGORITHMS = ("", "sha256")
 CDN_PROVIDERS = ("bunny", "cloudflare", "cloudfront", "r2")
 CDN_BUNNY_TOKEN_SCHEMES = ("hmac", "sha256")
 CDN_CLOUDFLARE_MAC_ENCODINGS = ("base64", "urlsafe")
@@ -42,6 +44,8 @@ class RawConfig:
     s3_bucket: str
     s3_access_key: str
     s3_secret_key: str
+    s3_addressing_style: str = "path"
+    s3_checksum_algorithm: str = ""
     cdn_enabled: bool = False
     cdn_provider: str = "bunny"
     cdn_base_url: str = ""
@@ -68,6 +72,8 @@ class RawConfig:
 @dataclass(frozen=True)
 class ResolvedConfig:
     track_storage_backend: str
+    s3_addressing_style: str = "path"
+    s3_checksum_algorithm: str = ""
     problems: list[Problem] = field(default_factory=list)
     webrtc_turn_ttl: int = 3600
     webrtc_ring_timeout: int = 45
@@ -133,6 +139,32 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
             )
             backend = "local"
 
+    addressing_style = raw.s3_addressing_style
+    if addressing_style not in S3_ADDRESSING_STYLES:
+        problems.append(
+            Problem(
+                id="veza.E008",
+                variable="AWS_S3_ADDRESSING_STYLE",
+                message=f"{addressing_style!r} is not an addressing style.",
+                fix="Set AWS_S3_ADDRESSING_STYLE to path (MinIO and most "
+                "S3-compatible servers) or virtual (AWS).",
+            )
+        )
+        addressing_style = "path"
+    checksum_algorithm = raw.s3_checksum_algorithm.lower()
+    if checksum_algorithm not in S3_CHECKSUM_ALGORITHMS:
+        problems.append(
+            Problem(
+                id="veza.E009",
+                variable="AWS_S3_CHECKSUM_ALGORITHM",
+                message=f"{raw.s3_checksum_algorithm!r} is not a checksum "
+                "algorithm the transfer engine sends.",
+                fix="Leave AWS_S3_CHECKSUM_ALGORITHM empty, or set it to sha256 "
+                "where the server verifies x-amz-checksum-sha256.",
+            )
+        )
+        checksum_algorithm = ""
+
     if production:
         if raw.debug:
             problems.append(
@@ -168,6 +200,8 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
     problems.extend(webrtc_problems(raw))
     return ResolvedConfig(
         track_storage_backend=backend,
+        s3_addressing_style=addressing_style,
+        s3_checksum_algorithm=checksum_algorithm,
         problems=problems,
         # Out-of-range values (rules E032, E033) are clamped into range.
         webrtc_turn_ttl=min(max(raw.webrtc_turn_ttl, 60), WEBRTC_MAX_TURN_TTL),

@@ -8,12 +8,9 @@ from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-
-from tracks.storage import storage_for
 
 
 @never_cache
@@ -24,10 +21,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def _database() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-
-
-def _storage() -> None:
-    storage_for(settings.TRACK_STORAGE_BACKEND).check()
 
 
 def _channel_layer() -> None:
@@ -43,11 +36,17 @@ def _channel_layer() -> None:
     async_to_sync(round_trip)()
 
 
+# What /readyz checks; apps add their dependencies from AppConfig.ready()
+# (mediastore adds "storage"), since veza imports no app.
 CHECKS: dict[str, Callable[[], None]] = {
     "database": _database,
-    "storage": _storage,
     "channel_layer": _channel_layer,
 }
+
+
+def readiness_check_register(name: str, check: Callable[[], None]) -> None:
+    """Add a dependency to /readyz: `check` raises when it is down."""
+    CHECKS[name] = check
 
 
 @never_cache

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -135,30 +136,49 @@ WEBRTC_ANSWER_SECONDS = _metric(
 )
 
 
+@dataclass(frozen=True)
+class StorageFigures:
+    """What the storage collector exports, supplied by the app that owns it."""
+
+    # backend -> (rows, bytes)
+    stored: dict[str, tuple[int, int]]
+    # (run id, target, rows done, bytes per second) of every running run
+    runs: list[tuple[str, str, int, float]]
+
+
+def storage_figures_register(source: Callable[[], StorageFigures]) -> None:
+    """Set where the storage collector reads its figures (tracks does, from
+    its AppConfig.ready(): veza imports no app). Kept on the registered
+    collector, which outlives a reload of this module."""
+    collector = REGISTRY._names_to_collectors["veza_tracks_stored"]
+    collector.source = source  # type: ignore[attr-defined]
+
+
 class StorageCollector(Collector):
-    """Storage totals and migration runs, read from the database at scrape.
+    """Storage totals and migration runs, read at scrape time.
 
     Runs happen in other processes (the command, task workers), so their
-    progress is exported from the rows they record, not from counters here.
+    progress is exported from the rows they record, not from counters here;
+    totals come from the storage tallies, not from counting rows.
     """
+
+    source: Callable[[], StorageFigures] | None = None
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Describing without querying keeps registration free of database I/O.
         yield from self._families()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from tracks.models import MigrationRunStatus, StorageMigrationRun
-        from tracks.selectors import track_storage_overview
-
         rows, size, active, moved, rate = self._families()
-        for backend in track_storage_overview()["backends"]:
-            rows.add_metric([backend["backend"]], backend["count"])
-            size.add_metric([backend["backend"]], backend["bytes"])
-        running = StorageMigrationRun.objects.filter(status=MigrationRunStatus.RUNNING)
-        active.add_metric([], running.count())
-        for run in running:
-            moved.add_metric([str(run.pk), run.target], run.done)
-            rate.add_metric([str(run.pk), run.target], run.bytes_per_second)
+        if self.source is not None:
+            figures = self.source()
+            for backend, (count, total) in figures.stored.items():
+                rows.add_metric([backend], count)
+                size.add_metric([backend], total)
+            active.add_metric([], len(figures.runs))
+            for run, target, done, bytes_per_second in figures.runs:
+                moved.add_metric([run, target], done)
+                rate.add_metric([run, target], bytes_per_second)
         yield from (rows, size, active, moved, rate)
 
     @staticmethod

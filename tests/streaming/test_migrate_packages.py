@@ -17,21 +17,16 @@ from django.utils import timezone
 
 from cdn.origin import origin_token
 from cdn.services import cdn_cache_control
+from mediastore.backends import storage_for
 from streaming.media_types import hls_content_type
 from streaming.models import HlsPackage
 from tracks.attachments import attachments_of
-from tracks.migration import track_copy, tracks_claim, tracks_flip
+from tracks.migration.claims import Claimer
+from tracks.migration.copying import track_copy
+from tracks.migration.settling import tracks_flip
 from tracks.models import StorageMigrationRun, Track
-from tracks.storage import storage_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def s3_local(s3, settings):
-    """S3 configured, but uploads (and their packages) still on local disk."""
-    settings.TRACK_STORAGE_BACKEND = "local"
-    return s3
 
 
 @pytest.fixture
@@ -113,7 +108,7 @@ def test_to_s3_and_back_moves_the_package_and_it_keeps_playing(local_package, cl
     client_s3 = s3.client  # type: ignore[attr-defined]
     for name in names:
         key = package.directory + name
-        head = client_s3.head_object(Bucket=s3.bucket, Key=key)  # type: ignore[attr-defined]
+        head = client_s3.head_object(Bucket=s3.bucket_name, Key=key)  # type: ignore[attr-defined]
         assert head["ContentLength"] == package.files[name]
         assert head["ContentType"] == hls_content_type(name)
         assert head["CacheControl"] == cdn_cache_control(name=name)
@@ -142,7 +137,9 @@ def test_to_s3_and_back_moves_the_package_and_it_keeps_playing(local_package, cl
     for name in names:
         assert (local_dir(package) / name).read_bytes() == originals[name]
     # Gone from S3 would not matter now: the origin reads local disk.
-    client_s3.delete_object(Bucket=s3.bucket, Key=package.directory + "master.m3u8")  # type: ignore[attr-defined]
+    client_s3.delete_object(
+        Bucket=s3.bucket_name, Key=package.directory + "master.m3u8"
+    )  # type: ignore[attr-defined]
     assert served(client, package, "master.m3u8") == originals["master.m3u8"]
 
 
@@ -211,19 +208,14 @@ def test_a_package_rebuilt_during_the_copy_stays_on_its_backend(local_package, c
     """The flip moves only the package version it copied; a build that
     published on the source meanwhile keeps its own storage_backend."""
     track, package = local_package
-    [claimed] = tracks_claim(runner="r1", target="s3", count=5, lease_seconds=60)
+    [claimed] = Claimer(runner="r1", target="s3", lease_seconds=60).claim(5)
     groups = attachments_of(track_ids=[claimed.pk], backend="local")
     outcome = track_copy(track=claimed, target="s3", attachments=groups[track.pk])
     assert outcome.kind == "moved"
     assert outcome.attached["package"].files == len(package.files)
     # A rebuild finished on local disk after the copy was read.
     HlsPackage.objects.filter(pk=package.pk).update(finished_at=timezone.now())
-    flipped = tracks_flip(
-        runner="r1",
-        target="s3",
-        tracks=[claimed],
-        attachments={claimed.pk: outcome.attachments},
-    )
+    flipped = tracks_flip(runner="r1", target="s3", verified=[(claimed, outcome)])
     assert flipped == {track.pk}
     assert Track.objects.get(pk=track.pk).storage_backend == "s3"
     package.refresh_from_db()
@@ -241,7 +233,7 @@ def test_verify_only_reports_package_files_and_hls_orphans(local_package):
     migrate("--to", "s3")
     s3 = storage_for("s3")
     client_s3 = s3.client  # type: ignore[attr-defined]
-    bucket = s3.bucket  # type: ignore[attr-defined]
+    bucket = s3.bucket_name  # type: ignore[union-attr]
     report = migrate("--verify-only")
     # Package files on both backends belong to a row: none is an orphan.
     assert report["clean"] is True, report

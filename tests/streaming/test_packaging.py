@@ -9,15 +9,15 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from mediastore.backends import LocalMediaStorage, storage_for
+from mediastore.errors import StorageUnavailable
 from streaming.models import HlsPackage, PackageStatus
 from streaming.services import hls_package_build, hls_package_request
 from tests.audio import make_audio
 from tests.streaming.conformance import check_master, check_media
 from tests.streaming.conftest import package_track
 from tests.tracks.helpers import create_track
-from tracks.errors import StorageUnavailable
 from tracks.models import Track
-from tracks.storage import LocalStorage, storage_for
 
 
 def read(package: HlsPackage, name: str) -> bytes:
@@ -65,15 +65,15 @@ def test_a_storage_failure_mid_package_publishes_nothing_and_a_retry_succeeds(
 ) -> None:
     track = unpackaged_track(auth_client, song_file)
     puts: list[str] = []
-    real_put = LocalStorage.put
+    real_put = LocalMediaStorage.put_file
 
-    def failing_put(self, key, source):
+    def failing_put(self, key, *args, **kwargs):
         if key.startswith("hls/") and len(puts) == 5:
             raise StorageUnavailable(details={"backend": "local"})
         puts.append(key)
-        return real_put(self, key, source)
+        return real_put(self, key, *args, **kwargs)
 
-    monkeypatch.setattr(LocalStorage, "put", failing_put)
+    monkeypatch.setattr(LocalMediaStorage, "put_file", failing_put)
     requested = hls_package_request(track=track)
     package = hls_package_build(package_id=requested.pk)
     assert package is not None
@@ -84,7 +84,7 @@ def test_a_storage_failure_mid_package_publishes_nothing_and_a_retry_succeeds(
     root = settings.MEDIA_ROOT / package.directory
     assert not any(p.is_file() for p in root.rglob("*"))
 
-    monkeypatch.setattr(LocalStorage, "put", real_put)
+    monkeypatch.setattr(LocalMediaStorage, "put_file", real_put)
     retried = hls_package_build(package_id=package.pk)
     assert retried is not None
     assert retried.status == PackageStatus.READY

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from mediastore.backends import storage_for
 from streaming.models import PackageStatus
-from tracks.storage import storage_for
 
 
 def test_upload_is_packaged_on_local_disk(packaged) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.db import connection
 
+from mediastore.tally import tally_recount
 from tracks.models import Track
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -45,7 +46,11 @@ def make_local_tracks(
                 storage_key=key,
             )
         )
-    return Track.objects.bulk_create(tracks)
+    created = Track.objects.bulk_create(tracks)
+    # A bulk insert bypasses the writes that keep the storage tallies, as a
+    # bulk import would: count again, as its operator would.
+    tally_recount()
+    return created
 
 
 def database_url() -> str:
@@ -93,3 +98,20 @@ def start_command(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def start_worker(
+    settings, *args: str, endpoint: str | None = None
+) -> subprocess.Popen[str]:
+    """A task worker (`manage.py db_worker`) on the test database."""
+    return subprocess.Popen(
+        [
+            sys.executable, "manage.py", "db_worker", "--no-startup-delay",
+            "--no-reload", *args,
+        ],
+        cwd=BASE_DIR,
+        env=command_env(settings, endpoint=endpoint),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip

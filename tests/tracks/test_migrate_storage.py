@@ -7,25 +7,22 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import obstore
 import pytest
 import requests
+from django.core.files.storage import storages
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from mediastore.backends import s3_storage, storage_reset
 from tests.tracks.helpers import create_track
 from tests.tracks.migration_helpers import make_local_tracks
-from tracks import migration, storage
+from tracks.migration.claims import Claimer
+from tracks.migration.copying import Outcome, track_copy
+from tracks.migration.settling import tracks_flip
 from tracks.models import MigrationRunStatus, StorageMigrationRun, Track
-from tracks.storage import ObjectInfo, storage_reset
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def s3_local(s3, settings):
-    """S3 configured, but uploads still going to local disk."""
-    settings.TRACK_STORAGE_BACKEND = "local"
-    return s3
 
 
 def migrate(*args: str) -> dict:
@@ -100,20 +97,22 @@ def test_a_second_run_is_a_no_op(
         "succeeded",
     )
     assert summary["on_target"] == 4
-    assert "s3" not in storage._storages
+    assert "media_s3" not in storages._storages  # type: ignore[attr-defined]
 
 
 def test_an_upload_that_does_not_verify_is_deleted_and_the_row_stays(
     s3_local, user, settings, monkeypatch
 ):
     track = make_local_tracks(user, Path(settings.MEDIA_ROOT), 1, size=3000)[0]
-    # The HEAD after the PUT reports other bytes than the row's.
-    monkeypatch.setattr(
-        storage.storage_for("s3"),
-        "stat",
-        lambda key: ObjectInfo(size=3000, sha256="0" * 64),
-    )
-    outcome = migration.track_copy(track=track, target="s3")
+    real_put = obstore.put
+
+    def stored_something_else(*args, **kwargs):
+        # The server answers with the digest of other bytes than ours.
+        result = real_put(*args, **kwargs)
+        return {**result, "e_tag": '"' + "0" * 32 + '"'}
+
+    monkeypatch.setattr(obstore, "put", stored_something_else)
+    outcome = track_copy(track=track, target="s3")
     assert (outcome.kind, outcome.reason) == ("failed", "storage_error")
     assert "Contents" not in s3_local.list_objects_v2(Bucket=s3_local.bucket)
     assert Track.objects.get().storage_backend == "local"
@@ -132,8 +131,6 @@ def test_an_object_already_uploaded_is_flipped_without_uploading(
     s3_local, user, settings
 ):
     """What a re-run finds after a crash between upload and flip."""
-    from tracks.migration import track_copy
-
     track = make_local_tracks(user, Path(settings.MEDIA_ROOT), 1, size=5000)[0]
     assert track_copy(track=track, target="s3").kind == "moved"
     # The dead runner's claim: copying, with a lease that has run out.
@@ -282,12 +279,14 @@ def test_runs_and_storage_totals_are_exported_as_metrics(
 
 def test_a_flip_skips_rows_another_runner_took_over(s3_local, user, settings):
     tracks = make_local_tracks(user, Path(settings.MEDIA_ROOT), 3, size=100)
-    claimed = migration.tracks_claim(
-        runner="me:1:a", target="s3", count=3, lease_seconds=60
-    )
+    claimed = Claimer(runner="me:1:a", target="s3", lease_seconds=60).claim(3)
     assert {t.migration_state for t in Track.objects.all()} == {"claimed"}
     Track.objects.filter(pk=tracks[0].pk).update(migration_runner="other:2:b")
-    flipped = migration.tracks_flip(runner="me:1:a", target="s3", tracks=claimed)
+    flipped = tracks_flip(
+        runner="me:1:a",
+        target="s3",
+        verified=[(t, Outcome(t.pk, "moved", size=100)) for t in claimed],
+    )
     assert flipped == {tracks[1].pk, tracks[2].pk}
     rows = {t.pk: t for t in Track.objects.all()}
     assert rows[tracks[0].pk].storage_backend == "local"
@@ -300,10 +299,8 @@ def test_copying_a_claimed_row_makes_no_query(
 ):
     """Copies run in worker threads: everything they read comes with the claim."""
     make_local_tracks(user, Path(settings.MEDIA_ROOT), 2, size=100)
-    claimed = migration.tracks_claim(
-        runner="me:1:a", target="s3", count=2, lease_seconds=60
-    )
-    storage.storage_for("s3")  # built beforehand, as the run does
+    claimed = Claimer(runner="me:1:a", target="s3", lease_seconds=60).claim(2)
+    s3_storage()  # built beforehand, as the run does
     with django_assert_num_queries(0):
-        outcomes = [migration.track_copy(track=t, target="s3") for t in claimed]
+        outcomes = [track_copy(track=t, target="s3") for t in claimed]
     assert {o.kind for o in outcomes} == {"moved"}

@@ -13,16 +13,14 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.s3proxy import Faults, S3Proxy
-from tests.tracks.migration_helpers import make_local_tracks, start_command
-from tracks.models import Track
+from tests.tracks.migration_helpers import (
+    make_local_tracks,
+    start_command,
+    start_worker,
+)
+from tracks.models import StorageMigrationRun, Track
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def s3_local(s3, settings):
-    settings.TRACK_STORAGE_BACKEND = "local"
-    return s3
 
 
 @pytest.fixture
@@ -201,29 +199,31 @@ def test_a_body_changed_in_transit_is_refused_and_never_flipped(
     assert_all_on_s3_and_intact(s3_local, settings, tracks)
 
 
-def test_several_processes_share_the_work(s3_local, proxy, owner, settings):
+def test_runners_queued_for_the_task_workers_share_the_work(
+    s3_local, proxy, owner, settings
+):
+    """`--enqueue N` queues N runners; task workers on any host run them."""
     tracks = make_local_tracks(
         owner, Path(settings.MEDIA_ROOT), 80, size=8 * 1024, seed=15
     )
-    process = start_command(
-        settings,
-        "--to",
-        "s3",
-        "--processes",
-        "2",
-        "--workers",
-        "3",
-        "--json",
+    queued = start_command(
+        settings, "--to", "s3", "--workers", "3", "--enqueue", "2", "--json",
         endpoint=proxy.endpoint,
-    )
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err[-3000:]
-    summary = json.loads(out)
-    assert (summary["moved"], summary["failed"], summary["status"]) == (
-        80,
-        0,
-        "succeeded",
-    )
-    assert len(summary["run"].split(",")) == 2
+    )  # fmt: skip
+    out, err = queued.communicate(timeout=120)
+    assert queued.returncode == 0, err[-3000:]
+    assert len(json.loads(out)["enqueued"]) == 2
+    assert Track.objects.filter(storage_backend="s3").count() == 0
+    workers = [
+        start_worker(settings, "--batch", "--max-tasks", "1", endpoint=proxy.endpoint)
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err[-3000:]
+    runs = list(StorageMigrationRun.objects.all())
+    assert len(runs) == 2
+    assert {r.status for r in runs} == {"succeeded"}
+    assert sum(r.moved for r in runs) == 80
     assert_all_on_s3_and_intact(s3_local, settings, tracks)
     assert set(proxy.puts().values()) == {1}

@@ -87,6 +87,7 @@ THIRD_PARTY_APPS = [
 LOCAL_APPS = [
     "veza.apps.VezaConfig",
     "cdn",
+    "mediastore",
     "tracks",
     "streaming",
     "webrtc",
@@ -240,7 +241,17 @@ AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
 # Presigned URLs are signed for this host (the host is part of the signature).
 AWS_S3_PUBLIC_ENDPOINT_URL = env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default="") or None
 AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="us-east-1")
-AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="path")
+_raw_addressing_style = env.str("AWS_S3_ADDRESSING_STYLE", default="path")
+# TLS to the S3 endpoint: "true" (system roots), "false" (no verification,
+# test servers only) or the path of a CA bundle to trust as well.
+_raw_s3_verify = env.str("AWS_S3_VERIFY", default="true")
+AWS_S3_VERIFY: bool | str = (
+    _raw_s3_verify.lower() not in ("false", "0", "no")
+    if _raw_s3_verify.lower() in ("true", "1", "yes", "false", "0", "no", "")
+    else _raw_s3_verify
+)
+AWS_S3_CONNECT_TIMEOUT = env.float("AWS_S3_CONNECT_TIMEOUT", default=5.0)
+AWS_S3_READ_TIMEOUT = env.float("AWS_S3_READ_TIMEOUT", default=60.0)
 AWS_S3_MAX_POOL_CONNECTIONS = env.int("AWS_S3_MAX_POOL_CONNECTIONS", default=32)
 AWS_S3_MAX_ATTEMPTS = env.int("AWS_S3_MAX_ATTEMPTS", default=5)
 # botocore >= 1.36 sends CRC32 trailers that many S3-compatible servers reject.
@@ -252,6 +263,22 @@ AWS_S3_SIGN_PAYLOAD = env.bool("AWS_S3_SIGN_PAYLOAD", default=False)
 AWS_S3_MULTIPART_THRESHOLD = env.int(
     "AWS_S3_MULTIPART_THRESHOLD", default=64 * 1024 * 1024
 )
+# "" or "sha256": bulk copies (the native engine) also send
+# x-amz-checksum-sha256, for servers that verify it (AWS S3, MinIO).
+_raw_checksum_algorithm = env.str("AWS_S3_CHECKSUM_ALGORITHM", default="")
+
+# Where media bytes live (mediastore/backends.py): `media_local` under
+# MEDIA_ROOT, `media_s3` the bucket above; each row says which it is on.
+STORAGES: dict[str, Any] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "media_local": {"BACKEND": "mediastore.backends.LocalMediaStorage"},
+    "media_s3": {
+        "BACKEND": "mediastore.backends.S3MediaStorage",
+        # Always presigned: playback URLs through a CDN are signed by cdn/.
+        "OPTIONS": {"custom_domain": None},
+    },
+}
 
 # CDN (cdn/; rules veza.E010-E018 in veza/config.py)
 # ------------------------------------------------------------------------------
@@ -345,6 +372,8 @@ _resolved = config.resolve(
         s3_bucket=AWS_STORAGE_BUCKET_NAME,
         s3_access_key=AWS_ACCESS_KEY_ID,
         s3_secret_key=AWS_SECRET_ACCESS_KEY,
+        s3_addressing_style=_raw_addressing_style,
+        s3_checksum_algorithm=_raw_checksum_algorithm,
         cdn_enabled=CDN_ENABLED,
         cdn_provider=CDN_PROVIDER,
         cdn_base_url=CDN_BASE_URL,
@@ -370,6 +399,8 @@ _resolved = config.resolve(
 )
 CONFIG_PROBLEMS = _resolved.problems
 TRACK_STORAGE_BACKEND = _resolved.track_storage_backend
+AWS_S3_ADDRESSING_STYLE = _resolved.s3_addressing_style
+AWS_S3_CHECKSUM_ALGORITHM = _resolved.s3_checksum_algorithm
 WEBRTC_TURN_TTL = _resolved.webrtc_turn_ttl
 WEBRTC_RING_TIMEOUT = _resolved.webrtc_ring_timeout
 

@@ -1,0 +1,86 @@
+"""What storage reads and writes: a staged file with its digests, an object's facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.files import File
+
+from mediastore.digests import Digests, digests_of_file
+
+
+class SourceFile(File):  # type: ignore[type-arg]
+    """A local file to store, with the digests computed while it was received.
+
+    Storage backends (`mediastore.backends`) take it through Django's
+    `Storage.save()` or their `put()`; a plain `File` works too, its digests
+    are then computed on the way.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        size: int,
+        sha256: str,
+        content_type: str,
+        md5_base64: str | None = None,
+        cache_control: str | None = None,
+    ) -> None:
+        super().__init__(None, name=str(path))
+        self.path = path
+        self.size = size
+        self.sha256 = sha256
+        self.md5_base64 = md5_base64
+        self.content_type = content_type
+        # Stored with the object on S3, so a CDN pulling from the bucket keeps it.
+        self.cache_control = cache_control
+
+    @classmethod
+    def from_digests(
+        cls,
+        path: Path,
+        digests: Digests,
+        *,
+        content_type: str,
+        cache_control: str | None = None,
+    ) -> SourceFile:
+        return cls(
+            path,
+            size=digests.size,
+            sha256=digests.sha256,
+            md5_base64=digests.md5_base64,
+            content_type=content_type,
+            cache_control=cache_control,
+        )
+
+    @classmethod
+    def of(
+        cls, path: Path, *, content_type: str, cache_control: str | None = None
+    ) -> SourceFile:
+        """A file whose digests are computed now, in one read."""
+        return cls.from_digests(
+            path,
+            digests_of_file(path),
+            content_type=content_type,
+            cache_control=cache_control,
+        )
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD (or a stat) says of one stored object."""
+
+    size: int
+    sha256: str | None  # the x-amz-meta-sha256 we wrote, when there is one
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One entry of a listing: name, size and the server's ETag ("" locally)."""
+
+    key: str
+    size: int
+    etag: str = ""
