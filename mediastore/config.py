@@ -20,9 +20,6 @@ import botocore
 from botocore.config import Config
 from django.conf import settings
 
-# Parts of multipart uploads made by the transfer engine; also the size our
-# ETag check of a multipart object assumes for the objects it wrote.
-PART_SIZE = 16 * 1024 * 1024
 # A fixed string, which also names us in the server's access logs: botocore
 # rebuilds its own twice per request, a tenth of its CPU.
 USER_AGENT = f"veza botocore/{botocore.__version__}"

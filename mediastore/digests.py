@@ -10,11 +10,14 @@ from pathlib import Path
 
 CHUNK_SIZE = 1024 * 1024
 MiB = 1024 * 1024
+# Parts of multipart uploads made by the transfer engine; also the size our
+# ETag check of a multipart object assumes for the objects it wrote.
+PART_SIZE = 16 * MiB
 # Part sizes a multipart ETag may have been made with: ours (mediastore.config
 # PART_SIZE), boto3's upload path in this project, s3transfer's and
 # object_store's defaults. Used only to check ETags of objects we did not
 # just write (the local purge).
-KNOWN_PART_SIZES = (16 * MiB, 8 * MiB, 5 * MiB)
+KNOWN_PART_SIZES = (PART_SIZE, 8 * MiB, 5 * MiB)
 
 
 @dataclass(frozen=True)

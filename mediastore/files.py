@@ -9,6 +9,9 @@ from django.core.files import File
 
 from mediastore.digests import Digests, digests_of_file
 
+# The storage backends, by the name rows record ("local", "s3").
+BACKENDS = ("local", "s3")
+
 
 class SourceFile(File):  # type: ignore[type-arg]
     """A local file to store, with the digests computed while it was received.

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from mediastore.backends import BACKENDS
+from mediastore.files import BACKENDS
 from mediastore.models import StorageTally
 
 

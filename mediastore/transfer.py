@@ -27,8 +27,8 @@ import obstore
 from obstore.exceptions import BaseError
 from obstore.store import S3Store
 
-from mediastore.config import PART_SIZE, S3Settings, obstore_options
-from mediastore.digests import Digests, etag_value, etag_verifies
+from mediastore.config import S3Settings, obstore_options
+from mediastore.digests import PART_SIZE, Digests, etag_value, etag_verifies
 from mediastore.errors import StorageUnavailable
 from mediastore.files import ListedObject, ObjectInfo
 from veza import metrics

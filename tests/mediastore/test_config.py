@@ -13,7 +13,7 @@ import obstore
 import pytest
 from obstore.store import S3Store
 
-from mediastore.backends import S3MediaStorage, s3_storage
+from mediastore.backends import s3_storage
 from mediastore.config import (
     S3Settings,
     botocore_config,
@@ -23,6 +23,7 @@ from mediastore.config import (
 from mediastore.digests import digests_of_file
 from mediastore.errors import StorageUnavailable
 from mediastore.files import SourceFile
+from mediastore.s3 import S3MediaStorage
 from tests.mediastore.tls import make_certificates
 from tests.s3server import start_s3_server
 

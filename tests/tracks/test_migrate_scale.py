@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -162,6 +165,27 @@ def test_a_runner_whose_lease_ran_out_cannot_flip(s3_local, user, settings):
     assert (summary["moved"], summary["already_there"]) == (0, 2)
     assert {t.storage_backend for t in Track.objects.all()} == {"s3"}
     assert len(tracks) == 2
+
+
+def test_rows_of_a_runner_that_died_on_this_host_are_taken_over_at_once(
+    s3_local, user, settings
+):
+    tracks = make_local_tracks(user, Path(settings.MEDIA_ROOT), 3, size=100)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = f"{socket.gethostname()}:{int(gone.stdout)}:killed"
+    Claimer(runner=dead, target="s3", lease_seconds=3600).claim(2)
+    # Elsewhere, alive or not, a runner keeps its rows until its lease ends.
+    Claimer(runner="other-host:1:x", target="s3", lease_seconds=3600).claim(1)
+    summary = migrate("--to", "s3", "--limit", "2")
+    assert (summary["moved"], summary["skipped"]) == (2, 0)
+    held = Track.objects.get(migration_runner="other-host:1:x")
+    assert held.storage_backend == "local"
+    assert {t.pk for t in tracks} == set(Track.objects.values_list("pk", flat=True))
 
 
 @pytest.mark.django_db(transaction=True)

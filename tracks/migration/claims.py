@@ -8,6 +8,8 @@ reaches the end it starts over once from the beginning, for rows whose
 leases ran out meanwhile (a runner that died). Leases are short and the
 runner renews those of the rows it holds every few seconds; a row whose
 lease ran out is free for anyone, and its old holder can no longer flip it.
+A runner on the same host whose process is gone (killed, out of memory) is
+not waited for: its rows are freed at once.
 """
 
 from __future__ import annotations
@@ -49,6 +51,24 @@ COPY_FIELDS = (
 def runner_name() -> str:
     """Who holds a claim: host, process and a per-run nonce."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:128]
+
+
+def _dead_here(runner: str) -> bool:
+    """Whether `runner` ran on this host in a process that no longer exists.
+
+    A reused process id counts as alive (its rows then wait for their
+    lease), so a mistake can only delay a takeover, never make one early.
+    """
+    parts = runner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 class Claimer:
@@ -173,6 +193,18 @@ class Claimer:
             migration_lease_until=now + timedelta(seconds=self.lease_seconds)
         )
         return ids
+
+    def release_dead_runners(self) -> int:
+        """Free the rows of runners that died on this host; returns how many."""
+        busy = Track.objects.filter(
+            migration_state__in=BUSY_STATES,
+            migration_lease_until__gte=timezone.now(),
+        ).exclude(migration_runner=self.runner)
+        runners = set(busy.values_list("migration_runner", flat=True).distinct())
+        dead = [r for r in runners if _dead_here(r)]
+        if not dead:
+            return 0
+        return busy.filter(migration_runner__in=dead).update(migration_lease_until=None)
 
     def held_by_others(self) -> bool:
         """Whether another live runner holds rows of this selection (through

@@ -102,6 +102,7 @@ class _Runner:
         self.last_beat = self.last_flip = time.monotonic()
 
     def run(self) -> StorageMigrationRun:
+        self.claimer.release_dead_runners()
         try:
             with ThreadPoolExecutor(
                 max_workers=max(1, self.options.workers), thread_name_prefix="migrate"
@@ -128,6 +129,7 @@ class _Runner:
             # Other runners hold rows: wait for them to flip, or for their
             # leases to run out (a runner that died), then walk again.
             time.sleep(min(self.heartbeat, 0.5))
+            self.claimer.release_dead_runners()
             self.claimer.restart()
             self.exhausted = False
             self._beat()

@@ -274,7 +274,7 @@ STORAGES: dict[str, Any] = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "media_local": {"BACKEND": "mediastore.backends.LocalMediaStorage"},
     "media_s3": {
-        "BACKEND": "mediastore.backends.S3MediaStorage",
+        "BACKEND": "mediastore.s3.S3MediaStorage",
         # Always presigned: playback URLs through a CDN are signed by cdn/.
         "OPTIONS": {"custom_domain": None},
     },
