@@ -186,8 +186,9 @@ def _rusage(who: int) -> float:
 
 
 def run_ours(source: Path, out: Path) -> Run:
-    from streaming.packaging import PLAYLIST_NAME, package_audio
+    from streaming.packaging import package_audio
     from streaming.playlists import MASTER_NAME, master_playlist, media_playlist
+    from streaming.renditions import PLAYLIST_NAME
 
     cpu0 = _rusage(resource.RUSAGE_SELF)
     started = time.perf_counter()

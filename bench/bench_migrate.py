@@ -22,8 +22,12 @@ median is reported. Data sets: 2,000 x 64 KiB and 150 x 4 MiB (goals:
 >= 1.2x rclone on the first, >= 1.0x rclone and >= 0.9x s5cmd on the
 second). MB = 10**6 bytes.
 
+`--compare-with DIR` adds a side "before": the same command from another
+checkout of the project (e.g. `git worktree add /tmp/before <commit>`) on
+the same database, to measure a change on this exact setup.
+
     .venv/bin/python bench/bench_migrate.py [--rounds 3] [--workers 8]
-        [--datasets small,large] [--scale 1.0]
+        [--datasets small,large] [--scale 1.0] [--compare-with DIR]
 """
 
 from __future__ import annotations
@@ -304,11 +308,14 @@ def bench_dataset(
             order = sides[round_no % len(sides) :] + sides[: round_no % len(sides)]
             for tool in order:
                 with fresh_server() as server:
-                    if tool == "veza":
+                    if tool in ("veza", "before"):
                         env = veza_env(common, server)
                         harness.manage(env, "shell", "-c", RESET_ROWS)
+                        root = (
+                            Path(tools["before"]) if tool == "before" else harness.ROOT
+                        )
                         cmd = [
-                            sys.executable, str(harness.ROOT / "manage.py"),
+                            sys.executable, str(root / "manage.py"),
                             "migrate_storage", "--to", "s3", "--workers",
                             str(workers), "--json",
                         ]  # fmt: skip
@@ -318,7 +325,7 @@ def bench_dataset(
                     os.sync()
                     seconds, cpu, server_cpu, out = timed(cmd, env, server.process.pid)
                     note = check_bucket(server, count, size)
-                    if tool == "veza":
+                    if tool in ("veza", "before"):
                         summary = json.loads(out)
                         if summary["moved"] != count or summary["failed"]:
                             raise RuntimeError(f"migrate_storage: {summary}")
@@ -397,6 +404,9 @@ def main() -> int:
     parser.add_argument(
         "--no-loops", action="store_true", help="skip the bare obstore/boto3 loops"
     )
+    parser.add_argument(
+        "--compare-with", metavar="DIR", help="another checkout's migrate_storage"
+    )
     args = parser.parse_args()
     for name, (count, size) in DATASETS.items():
         DATASETS[name] = (max(1, round(count * args.scale)), size)
@@ -404,6 +414,8 @@ def main() -> int:
     for tool, binary in (("rclone", find_tool("rclone")), ("s5cmd", s5cmd_binary())):
         if binary:
             tools[tool] = binary
+    if args.compare_with:
+        tools["before"] = str(Path(args.compare_with).resolve())
     if not args.no_loops:
         tools["obstore-loop"] = "native_copy.py"
         tools["boto3-loop"] = "boto3_copy.py"

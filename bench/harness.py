@@ -75,6 +75,9 @@ def base_env(**extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("AWS_", "DJANGO_", "VEZA_"))
+        # Measured as deployed: Python caches the project's bytecode, so its
+        # start-up does not compile every module again (some shells set this).
+        and k != "PYTHONDONTWRITEBYTECODE"
     }
     env.update(
         VEZA_ENV="development",

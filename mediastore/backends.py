@@ -34,21 +34,22 @@ from mediastore.digests import (
     PART_SIZE,
     Digests,
     Hasher,
-    digests_of_bytes,
-    digests_of_file,
     etag_verifies,
 )
 from mediastore.errors import CorruptObject, StorageUnavailable
-from mediastore.files import BACKENDS, ListedObject, ObjectInfo, SourceFile
+from mediastore.files import (
+    BACKENDS,
+    ListedObject,
+    ObjectInfo,
+    SourceFile,
+    read_for_copy,
+)
 from veza import metrics
 
 if TYPE_CHECKING:
     from mediastore.s3 import S3MediaStorage
 
 logger = logging.getLogger(__name__)
-
-# Files up to this size are read into memory once for hashing and copying.
-IN_MEMORY_COPY_BYTES = 8 * 1024 * 1024
 
 
 def _safe_relative(key: str) -> str:
@@ -94,14 +95,8 @@ class MediaStorage:
         raise NotImplementedError
 
     def read_for_copy(self, path: Path) -> tuple[Digests, bytes | None]:
-        """A file's digests for `put_file`, read once; small files come back
-        with their bytes too, so the copy does not read them again."""
-        size = path.stat().st_size
-        part_size = self.part_size_for(size)
-        if size > IN_MEMORY_COPY_BYTES:
-            return digests_of_file(path, part_size=part_size), None
-        data = path.read_bytes()
-        return digests_of_bytes(data, part_size=part_size), data
+        """A file's digests for `put_file`, read once (see `read_for_copy`)."""
+        return read_for_copy(path, part_size_for=self.part_size_for)
 
     def part_size_for(self, size: int) -> int | None:
         """The multipart part size a bulk copy of `size` bytes uses, if any."""
@@ -365,12 +360,12 @@ def local_storage() -> LocalMediaStorage:
 
 
 def s3_storage() -> S3MediaStorage:
-    from mediastore.s3 import S3MediaStorage
-
+    # Called per file by copy threads: no import here (each one takes the
+    # import lock), the class is checked by what it says it is.
     storage = storage_for("s3")
-    if not isinstance(storage, S3MediaStorage):
+    if getattr(storage, "backend", None) != "s3" or not hasattr(storage, "transfer"):
         raise TypeError("STORAGES['media_s3'] must be an S3MediaStorage")
-    return storage
+    return cast("S3MediaStorage", storage)
 
 
 def storage_reset(**kwargs: Any) -> None:

@@ -13,16 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import botocore
-from botocore.config import Config
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from botocore.config import Config
 
 # A fixed string, which also names us in the server's access logs: botocore
 # rebuilds its own twice per request, a tenth of its CPU.
-USER_AGENT = f"veza botocore/{botocore.__version__}"
+USER_AGENT = "veza-media/1"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class S3Settings:
 
 
 def botocore_config(s3: S3Settings) -> Config:
+    # Imported here: bulk copies (obstore) never load botocore.
+    from botocore.config import Config
+
     return Config(
         user_agent=USER_AGENT,
         signature_version="s3v4",

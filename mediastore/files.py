@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.files import File
 
-from mediastore.digests import Digests, digests_of_file
+from mediastore.digests import Digests, digests_of_bytes, digests_of_file
 
 # The storage backends, by the name rows record ("local", "s3").
 BACKENDS = ("local", "s3")
+# Files up to this size are read into memory once for hashing and copying.
+IN_MEMORY_COPY_BYTES = 8 * 1024 * 1024
+
+
+def read_for_copy(
+    path: Path, *, part_size_for: Callable[[int], int | None]
+) -> tuple[Digests, bytes | None]:
+    """A file's digests for a bulk copy, read once (with the part MD5s the
+    copy will need); small files come back with their bytes too, so the
+    copy does not read them again."""
+    size = path.stat().st_size
+    part_size = part_size_for(size)
+    if size > IN_MEMORY_COPY_BYTES:
+        return digests_of_file(path, part_size=part_size), None
+    data = path.read_bytes()
+    return digests_of_bytes(data, part_size=part_size), data
 
 
 class SourceFile(File):  # type: ignore[type-arg]

@@ -24,7 +24,7 @@ from mediastore.config import S3Settings, django_storages_options
 from mediastore.digests import CHUNK_SIZE, Digests, digests_of_file
 from mediastore.errors import StorageUnavailable
 from mediastore.files import ListedObject, ObjectInfo, SourceFile
-from mediastore.transfer import S3Transfer
+from mediastore.transfer import S3Transfer, transfer_for
 from veza import metrics
 
 logger = logging.getLogger(__name__)
@@ -67,10 +67,10 @@ class S3MediaStorage(MediaStorage, S3Storage):
     def client(self) -> Any:
         return self.connection.meta.client
 
-    @cached_property
+    @property
     def transfer(self) -> S3Transfer:
         """The native engine for bulk copies, built from the same settings."""
-        return S3Transfer(self.s3)
+        return transfer_for(self.s3)
 
     @cached_property
     def _public(self) -> S3MediaStorage:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, Case, F, When
 from django.utils import timezone
 
 from mediastore.files import BACKENDS
@@ -67,17 +67,38 @@ def tally_add(
 
 
 def tally_move(*, kind: str, source: str, target: str, tally: Tally) -> None:
-    """Move things between backends (a storage migration's flip)."""
-    tally_add(
-        kind=kind,
-        backend=source,
-        rows=-tally.rows,
-        files=-tally.files,
-        bytes=-tally.bytes,
+    """Move things between backends (a storage migration's flip), in one
+    UPDATE of both tallies."""
+    if not (tally.rows or tally.files or tally.bytes):
+        return
+    names = {_name(kind, source): -1, _name(kind, target): 1}
+
+    def moved(field: str, amount: int) -> Case:
+        return Case(
+            *[When(name=n, then=F(field) + sign * amount) for n, sign in names.items()],
+            default=F(field),
+            output_field=BigIntegerField(),
+        )
+
+    updated = StorageTally.objects.filter(name__in=names).update(
+        rows=moved("rows", tally.rows),
+        files=moved("files", tally.files),
+        bytes=moved("bytes", tally.bytes),
     )
-    tally_add(
-        kind=kind, backend=target, rows=tally.rows, files=tally.files, bytes=tally.bytes
-    )
+    if updated < len(names):
+        # A backend's first thing: its tally row is made now.
+        have = set(
+            StorageTally.objects.filter(name__in=names).values_list("name", flat=True)
+        )
+        for backend, sign in ((source, -1), (target, 1)):
+            if _name(kind, backend) not in have:
+                tally_add(
+                    kind=kind,
+                    backend=backend,
+                    rows=sign * tally.rows,
+                    files=sign * tally.files,
+                    bytes=sign * tally.bytes,
+                )
 
 
 def tally_read(*, kind: str) -> dict[str, Tally]:

@@ -18,6 +18,7 @@ checksums (`AWS_S3_CHECKSUM_ALGORITHM=sha256`), object_store sends
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,8 +43,18 @@ _PUT_ERROR = metrics.STORAGE_OPERATIONS.labels("s3", "put", "error")
 LIST_PAGE = 1000
 
 
+def s3_transfer() -> S3Transfer:
+    """The engine for the current settings, one per process (and settings)."""
+    return transfer_for(S3Settings.from_settings())
+
+
+@functools.lru_cache(maxsize=4)
+def transfer_for(s3: S3Settings) -> S3Transfer:
+    return S3Transfer(s3)
+
+
 class S3Transfer:
-    """One obstore client per process, shared by every thread."""
+    """One obstore client, shared by every thread."""
 
     def __init__(self, s3: S3Settings) -> None:
         self.store = S3Store(**obstore_options(s3))

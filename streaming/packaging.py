@@ -8,111 +8,27 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import av
 import av.filter
 
+from streaming.renditions import (
+    INIT_NAME,
+    PLAYLIST_NAME,
+    PackageOutput,
+    PackagingError,
+    Rendition,
+    Segment,
+)
+
 # Sample rates AAC-LC carries; anything else is resampled to 48 kHz.
 _AAC_RATES = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}
 # Frames queued per encoder thread: enough to keep both cores busy.
 _QUEUE_FRAMES = 256
-INIT_NAME = "init.mp4"
-PLAYLIST_NAME = "index.m3u8"
 SEGMENT_PATTERN = "seg_%05d.m4s"
 _EXTINF = re.compile(r"#EXTINF:([0-9.]+),\s*\n([^\n#]+)")
-
-
-class PackagingError(Exception):
-    """The source cannot be packaged; `code` is stable, `message` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"{code}: {message}")
-
-
-@dataclass(frozen=True)
-class Segment:
-    name: str
-    duration: float
-    size: int
-
-
-@dataclass
-class Rendition:
-    name: str
-    bitrate: int
-    init_size: int = 0
-    segments: list[Segment] = field(default_factory=list)
-    codecs: str = "mp4a.40.2"
-
-    @property
-    def duration(self) -> float:
-        return sum(s.duration for s in self.segments)
-
-    @property
-    def bandwidth(self) -> int:
-        """Peak segment bit rate (RFC 8216 §4.3.4.2), in bits per second.
-
-        Measured, as Apple's validator does, over runs of consecutive segments
-        lasting at least half the longest segment, so a short last segment
-        (a few frames and a header) does not pass for the peak.
-        """
-        longest = max((s.duration for s in self.segments), default=0.0)
-        peak = 0
-        for start in range(len(self.segments)):
-            size, seconds = 0, 0.0
-            for segment in self.segments[start:]:
-                size += segment.size
-                seconds += segment.duration
-                if seconds >= longest / 2:
-                    break
-            if seconds >= longest / 2 and seconds > 0:
-                peak = max(peak, math.ceil(size * 8 / seconds))
-        # The average is a floor: a peak is never below it.
-        return max(peak, self.average_bandwidth)
-
-    @property
-    def average_bandwidth(self) -> int:
-        seconds = self.duration
-        if not seconds:
-            return self.bitrate
-        return math.ceil(sum(s.size for s in self.segments) * 8 / seconds)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "bitrate": self.bitrate,
-            "bandwidth": self.bandwidth,
-            "average_bandwidth": self.average_bandwidth,
-            "codecs": self.codecs,
-            "init_size": self.init_size,
-            "segments": [[s.name, s.duration, s.size] for s in self.segments],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Rendition:
-        return cls(
-            name=data["name"],
-            bitrate=data["bitrate"],
-            init_size=data.get("init_size", 0),
-            codecs=data.get("codecs", "mp4a.40.2"),
-            segments=[Segment(n, float(d), int(s)) for n, d, s in data["segments"]],
-        )
-
-
-@dataclass
-class PackageOutput:
-    renditions: list[Rendition]
-    duration: float
-    sample_rate: int
-    channels: int
-    loudness_lufs: float | None
-    true_peak_dbtp: float | None
-    encode_seconds: float
 
 
 def rung_name(kbps: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streaming.packaging import INIT_NAME, PLAYLIST_NAME, Rendition
+from streaming.renditions import INIT_NAME, PLAYLIST_NAME, Rendition
 
 MASTER_NAME = "master.m3u8"
 # EXT-X-MAP in a media playlist that is not I-frames-only needs version 6

@@ -25,14 +25,8 @@ from mediastore.errors import StorageUnavailable
 from mediastore.tally import tally_add
 from streaming.media_types import hls_content_type
 from streaming.models import HlsPackage, PackageStatus
-from streaming.packaging import (
-    INIT_NAME,
-    PLAYLIST_NAME,
-    PackageOutput,
-    PackagingError,
-    package_audio,
-)
 from streaming.playlists import MASTER_NAME, master_playlist, media_playlist
+from streaming.renditions import INIT_NAME, PLAYLIST_NAME, PackageOutput, PackagingError
 from tracks.models import Track
 from veza import metrics
 
@@ -184,6 +178,10 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
         with tempfile.TemporaryDirectory(prefix="veza-hls-") as tmp:
             workdir = Path(tmp)
             source = _local_source(track, storage, workdir)
+            # Imported here: PyAV (FFmpeg) is for the task workers that
+            # package, not for every process that imports this module.
+            from streaming.packaging import package_audio
+
             output = package_audio(
                 source=source,
                 workdir=workdir / "package",

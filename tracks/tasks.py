@@ -23,7 +23,7 @@ def tracks_move(
         options=MoveOptions(
             target=target,
             workers=workers,
-            batch_size=16 if track_ids else 64,
+            batch_size=16 if track_ids else 256,
             track_ids=track_ids or [],
             started_by=started_by or "admin",
         )

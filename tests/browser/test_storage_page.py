@@ -33,7 +33,7 @@ def test_staff_watch_migration_progress_live(
     # Every request slowed down, so the run lasts long enough to watch.
     proxy = S3Proxy(
         upstream=s3_server.endpoint,
-        faults=Faults(rate=1.0, kinds=("slow",), slow_seconds=0.06),
+        faults=Faults(rate=1.0, kinds=("slow",), slow_seconds=0.15),
     )
     endpoint = proxy.start()
     process = start_command(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.packaging import Rendition, Segment
 from streaming.playlists import (
     VERSION,
     master_playlist,
     media_playlist,
     target_duration,
 )
+from streaming.renditions import Rendition, Segment
 from tests.streaming.conformance import (
     check_master,
     check_media,

@@ -16,9 +16,10 @@ from prometheus_client import REGISTRY
 from cdn.origin import origin_token
 from cdn.services import cdn_verify
 from streaming.models import HlsPackage, PackageStatus
-from streaming.packaging import PackageOutput, package_audio
+from streaming.packaging import package_audio
 from streaming.playback import cookie_domain, hls_origin_directory
 from streaming.playlists import master_playlist, media_playlist
+from streaming.renditions import PackageOutput
 from streaming.services import (
     hls_content_hash,
     hls_package_request,

@@ -280,7 +280,7 @@ def test_runs_and_storage_totals_are_exported_as_metrics(
 def test_a_flip_skips_rows_another_runner_took_over(s3_local, user, settings):
     tracks = make_local_tracks(user, Path(settings.MEDIA_ROOT), 3, size=100)
     claimed = Claimer(runner="me:1:a", target="s3", lease_seconds=60).claim(3)
-    assert {t.migration_state for t in Track.objects.all()} == {"claimed"}
+    assert {t.migration_state for t in Track.objects.all()} == {"copying"}
     Track.objects.filter(pk=tracks[0].pk).update(migration_runner="other:2:b")
     flipped = tracks_flip(
         runner="me:1:a",
@@ -290,7 +290,7 @@ def test_a_flip_skips_rows_another_runner_took_over(s3_local, user, settings):
     assert flipped == {tracks[1].pk, tracks[2].pk}
     rows = {t.pk: t for t in Track.objects.all()}
     assert rows[tracks[0].pk].storage_backend == "local"
-    assert rows[tracks[0].pk].migration_state == "claimed"
+    assert rows[tracks[0].pk].migration_state == "copying"
     assert {rows[t.pk].migration_state for t in tracks[1:]} == {"flipped"}
 
 

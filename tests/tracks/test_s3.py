@@ -167,7 +167,7 @@ def test_a_put_signs_its_payload_only_when_configured(
     [headers] = sent
     md5 = base64.b64encode(hashlib.md5(content).digest()).decode()  # noqa: S324
     assert headers["content-md5"] == md5
-    assert headers["user-agent"].startswith("veza botocore/")
+    assert headers["user-agent"].startswith("veza-media/")
     assert headers["x-amz-content-sha256"] == (
         hashlib.sha256(content).hexdigest() if signed else "UNSIGNED-PAYLOAD"
     )

@@ -128,8 +128,12 @@ class Claimer:
         rows = self._free()
         if after is not None:
             rows = rows.filter(pk__gt=after)
+        # Copying from the claim on: the copy starts at once, and from then
+        # on an object may exist, so whoever takes a row over checks the
+        # target first. (A separate "claimed" write was a second row
+        # version per row for nothing a crash could tell apart.)
         claim = {
-            "migration_state": MigrationState.CLAIMED,
+            "migration_state": MigrationState.COPYING,
             "migration_target": self.target,
             "migration_runner": self.runner,
             "migration_lease_until": timezone.now()
@@ -168,13 +172,6 @@ class Claimer:
         for track in claimed:
             track.resumed = prior[track.pk] != ""
         return claimed
-
-    def mark_copying(self, tracks: list[Track]) -> None:
-        """Recorded before any I/O: from here on an object may exist, so
-        whoever takes a row over checks the target first."""
-        Track.objects.filter(
-            pk__in=[t.pk for t in tracks], migration_runner=self.runner
-        ).update(migration_state=MigrationState.COPYING)
 
     def renew(self, pks: list[Any]) -> set[Any]:
         """Extend the leases of rows this runner still holds; returns their

@@ -25,13 +25,15 @@ from tracks.models import StorageMigrationRun, Track
 Progress = Callable[[StorageMigrationRun], None]
 # Verified rows wait at most this long (or for a batch) before they flip.
 FLIP_EVERY_SECONDS = 0.5
+# How often the run's counters are written, for the admin page and /metrics.
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 @dataclass
 class MoveOptions:
     target: str
     workers: int = 8
-    batch_size: int = 64
+    batch_size: int = 256
     limit: int | None = None
     track_ids: list[str] = field(default_factory=list)
     lease_seconds: int = DEFAULT_LEASE_SECONDS
@@ -95,11 +97,13 @@ class _Runner:
         self.claimed = 0
         self.exhausted = False
         # Whole batches are claimed and flipped, so the database costs a few
-        # queries per batch, not per file; the workers' share on top keeps
-        # every worker busy while the next batch is claimed.
-        self.capacity = options.batch_size + options.workers * 2
+        # queries per batch, not per file. A second batch and the workers'
+        # share on top keep every worker busy while this thread flips one
+        # batch and claims the next (both wait on the database).
+        self.capacity = options.batch_size * 2 + options.workers * 2
         self.heartbeat = max(0.2, options.lease_seconds / 3)
-        self.last_beat = self.last_flip = time.monotonic()
+        self.tick = min(self.heartbeat, PROGRESS_EVERY_SECONDS)
+        self.last_renew = self.last_beat = self.last_flip = time.monotonic()
 
     def run(self) -> StorageMigrationRun:
         self.claimer.release_dead_runners()
@@ -128,7 +132,7 @@ class _Runner:
                 return False
             # Other runners hold rows: wait for them to flip, or for their
             # leases to run out (a runner that died), then walk again.
-            time.sleep(min(self.heartbeat, 0.5))
+            time.sleep(min(self.tick, 0.5))
             self.claimer.release_dead_runners()
             self.claimer.restart()
             self.exhausted = False
@@ -155,7 +159,6 @@ class _Runner:
                 return
             self.claimed += len(batch)
             self.exhausted = self._limit_reached()
-            self.claimer.mark_copying(batch)
             # Read here: the copies run in threads and touch no rows.
             attached = attachments_of(
                 track_ids=[t.pk for t in batch], backend=other_backend(self.target)
@@ -176,7 +179,7 @@ class _Runner:
         """Wait up to a heartbeat for one finished copy, then take every
         other one already there, so rows are settled in batches."""
         try:
-            done = [self.finished.get(timeout=self.heartbeat)]
+            done = [self.finished.get(timeout=self.tick)]
         except queue.Empty:
             return []
         while True:
@@ -227,14 +230,18 @@ class _Runner:
                 self.tally.lost()
 
     def _beat(self) -> None:
-        """Renew the leases of the rows in hand, and publish the counters."""
-        if time.monotonic() - self.last_beat < self.heartbeat:
-            return
-        self.last_beat = time.monotonic()
-        held = [*self.in_flight, *(t.pk for t, _ in self.verified)]
-        # A row not renewed was taken over (its lease ran out) or deleted:
-        # its flip will not match, so this runner no longer touches it.
-        self.claimer.renew(held)
-        self.tally.save()
-        if self.progress:
-            self.progress(self.tally.run)
+        """Renew the leases of the rows in hand (every third of a lease),
+        and publish the counters (every second)."""
+        now = time.monotonic()
+        if now - self.last_renew >= self.heartbeat:
+            self.last_renew = now
+            held = [*self.in_flight, *(t.pk for t, _ in self.verified)]
+            # A row not renewed was taken over (its lease ran out) or
+            # deleted: its flip will not match, so this runner no longer
+            # touches it.
+            self.claimer.renew(held)
+        if now - self.last_beat >= PROGRESS_EVERY_SECONDS:
+            self.last_beat = now
+            self.tally.save()
+            if self.progress:
+                self.progress(self.tally.run)

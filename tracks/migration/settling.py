@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Case, CharField, Value, When
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from mediastore.backends import storage_for
@@ -34,35 +34,14 @@ def tracks_flip(
     source = other_backend(target)
     pks = [t.pk for t, _ in verified]
     now = timezone.now()
-    held = Track.objects.filter(
-        pk__in=pks,
-        migration_runner=runner,
-        storage_backend=source,
-        migration_lease_until__gte=now,
-    )
-    # Recorded before the flip: a crash between the two is reconciled by the
-    # next run, which finds the verified copy and flips without copying.
-    held.update(migration_state=MigrationState.VERIFIED)
-    keys = per_row_values({t.pk: track_key(t) for t, _ in verified})
-    etags = per_row_values(
-        {t.pk: (o.etag if target == StorageBackend.S3 else "") for t, o in verified}
-    )
     with transaction.atomic():
-        flipped = held.update(
-            storage_backend=target,
-            # Rows older than storage_key get the name they were copied to.
-            storage_key=keys,
-            storage_etag=etags,
-            storage_verified_at=now,
-            migration_state=MigrationState.FLIPPED,
-            migration_lease_until=None,
-            migration_error="",
-        )
+        flipped = _rows_flip(runner=runner, source=source, target=target, now=now,
+                             verified=verified)  # fmt: skip
         if flipped == len(pks):
             ids = set(pks)
         else:
             # Some rows were lost (lease run out, or deleted): ours are the
-            # rows this update stamped (it holds their locks until commit).
+            # rows this flip stamped (it holds their locks until commit).
             ids = set(
                 Track.objects.filter(
                     pk__in=pks,
@@ -93,12 +72,59 @@ def tracks_flip(
     return ids
 
 
-def per_row_values(values: dict[Any, str]) -> Case:
-    """A CASE giving each row (by id) its own value, for one bulk UPDATE."""
-    return Case(
-        *[When(pk=pk, then=Value(value)) for pk, value in values.items()],
-        output_field=CharField(),
+def _rows_flip(
+    *,
+    runner: str,
+    source: str,
+    target: str,
+    now: datetime,
+    verified: list[tuple[Track, Outcome]],
+) -> int:
+    """One UPDATE per row, sent as one batch; returns the rows flipped.
+
+    Each row gets its own object name (rows older than storage_key get the
+    one they were copied to) and verified ETag, so the flip cannot be one
+    set-based UPDATE: as a CASE per row it cost the runner's thread most of
+    its time in Django's expression building, time the copies waited for
+    (docs/BENCHMARKS.md, section 3). Each row is written once here, and was
+    written once by its claim: two row versions per move.
+    """
+    qn = connection.ops.quote_name
+    # Identifiers from the model (no db_column renames them); values are
+    # parameters.
+    sql = (
+        f"UPDATE {qn(Track._meta.db_table)} SET "  # noqa: S608
+        f"{qn('storage_backend')} = %s, {qn('storage_key')} = %s, "
+        f"{qn('storage_etag')} = %s, {qn('storage_verified_at')} = %s, "
+        f"{qn('migration_state')} = %s, {qn('migration_lease_until')} = NULL, "
+        f"{qn('migration_error')} = '' "
+        f"WHERE {qn('id')} = %s AND {qn('migration_runner')} = %s "
+        f"AND {qn('storage_backend')} = %s AND {qn('migration_lease_until')} >= %s"
     )
+    id_field = Track._meta.get_field("id")
+    time_field = Track._meta.get_field("storage_verified_at")
+    if not isinstance(id_field, models.UUIDField) or not isinstance(
+        time_field, models.DateTimeField
+    ):
+        raise TypeError("Track ids are UUIDs and storage_verified_at a time")
+    stamp = time_field.get_db_prep_value(now, connection)
+    params = [
+        (
+            target,
+            track_key(track),
+            outcome.etag if target == StorageBackend.S3 else "",
+            stamp,
+            MigrationState.FLIPPED.value,
+            id_field.get_db_prep_value(track.pk, connection),
+            runner,
+            source,
+            stamp,
+        )
+        for track, outcome in verified
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
 
 
 def track_fail(*, runner: str, outcome: Outcome) -> None:

@@ -42,7 +42,9 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="show what would move"
         )
         parser.add_argument("--workers", type=int, default=8, help="parallel transfers")
-        parser.add_argument("--batch-size", type=int, default=64, help="rows per claim")
+        parser.add_argument(
+            "--batch-size", type=int, default=256, help="rows per claim and per flip"
+        )
         parser.add_argument("--limit", type=int, help="move at most this many rows")
         parser.add_argument(
             "--track",
