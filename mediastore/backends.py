@@ -134,6 +134,10 @@ class MediaStorage:
         """Every object name under `prefix` with its size, in key order."""
         raise NotImplementedError
 
+    def walk(self, prefix: str) -> Iterator[ListedObject]:
+        """Every object under `prefix`, in whatever order is cheapest."""
+        return self.keys(prefix)
+
     def _save(self, name: str, content: File) -> str:  # type: ignore[type-arg]
         # Django's Storage.save() lands here: any File is hashed on the way.
         if isinstance(content, SourceFile):
@@ -299,27 +303,30 @@ class LocalMediaStorage(MediaStorage, FileSystemStorage):
 
     def keys(self, prefix: str) -> Iterator[ListedObject]:
         """Files under `prefix`, in key order, one top-level directory at a
-        time (object names under a prefix are fixed-length ids or hashes),
-        so memory stays flat however many there are."""
+        time (object names under a prefix are fixed-length ids or hashes).
+        It sorts the top-level names: for a walk in constant memory use
+        `walk`."""
         base = self.root / prefix.rstrip("/")
         if not base.is_dir():
             return
         with os.scandir(base) as entries:
             names = sorted(e.name for e in entries)
         for name in names:
-            path = base / name
-            if path.is_file():
-                if not name.startswith(".incoming-"):
-                    yield ListedObject(
-                        key=path.relative_to(self.root).as_posix(),
-                        size=path.stat().st_size,
-                    )
-                continue
-            found = [
-                ListedObject(key=p.relative_to(self.root).as_posix(), size=size)
-                for p, size in _files_under(path)
-            ]
-            yield from sorted(found, key=lambda o: o.key)
+            found = sorted(
+                self.walk(f"{prefix.rstrip('/')}/{name}"), key=lambda o: o.key
+            )
+            yield from found
+
+    def walk(self, prefix: str) -> Iterator[ListedObject]:
+        """Files under `prefix` (a directory or a file), in no given order."""
+        base = self.root / prefix.rstrip("/")
+        if base.is_file():
+            yield ListedObject(
+                key=base.relative_to(self.root).as_posix(), size=base.stat().st_size
+            )
+            return
+        for path, size in _files_under(base):
+            yield ListedObject(key=path.relative_to(self.root).as_posix(), size=size)
 
     def check(self) -> None:
         try:
@@ -333,11 +340,22 @@ class LocalMediaStorage(MediaStorage, FileSystemStorage):
 
 
 def _files_under(directory: Path) -> Iterator[tuple[Path, int]]:
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            if not name.startswith(".incoming-"):
-                path = Path(root) / name
-                yield path, path.stat().st_size
+    """Every file under `directory`, depth first, reading each directory
+    as it goes (os.walk lists a whole directory first: a million names
+    for `tracks/`)."""
+    stack = [os.scandir(directory)] if directory.is_dir() else []
+    try:
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop().close()
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(os.scandir(entry.path))
+            elif not entry.name.startswith(".incoming-"):
+                yield Path(entry.path), entry.stat(follow_symlinks=False).st_size
+    finally:
+        for iterator in stack:
+            iterator.close()
 
 
 def storage_for(backend: str) -> LocalMediaStorage | S3MediaStorage:

@@ -100,6 +100,18 @@ class HlsPackageFiles:
         for row in rows.values_list(*self._columns).iterator(chunk_size=500):
             yield self._group(row)
 
+    def owned(self, keys: list[str]) -> set[str]:
+        # Any package row, even one being built, owns its directory.
+        hashes = {
+            k.split("/")[1] for k in keys if k.startswith(PREFIX) and k.count("/") > 1
+        }
+        known = set(
+            HlsPackage.objects.filter(content_hash__in=hashes).values_list(
+                "content_hash", flat=True
+            )
+        )
+        return {k for k in keys if k.split("/")[1] in known}
+
     def totals(self, *, backend: str, track_ids: TrackIds) -> tuple[int, int]:
         count = size = 0
         rows = self._ready(backend=backend, track_ids=track_ids).values_list(

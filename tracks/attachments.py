@@ -94,6 +94,11 @@ class AttachmentProvider(Protocol):
         move."""
         ...
 
+    def owned(self, keys: list[str]) -> set[str]:
+        """Which of these object names (under `prefixes`) belong to a group
+        this provider records, in any state, on any backend."""
+        ...
+
     def in_key_order(self) -> Iterator[Attachment]:
         """Every complete group on any backend, ordered by their files'
         object names (as a listing of `prefixes` is), for audits."""

@@ -31,7 +31,7 @@ from mediastore.files import ListedObject
 from tracks.attachments import Attachment, attachment_providers
 from tracks.audit import TRACKS_PREFIX
 from tracks.migration.claims import BUSY_STATES
-from tracks.migration.plan import track_key
+from tracks.migration.plan import object_name
 from tracks.models import StorageBackend, Track
 
 BATCH = 500
@@ -102,8 +102,10 @@ def _candidates(cutoff: Any) -> Iterator[_Candidate]:
         .iterator(chunk_size=2000)
     )
     for pk, key, size, sha256, mime_type, etag in rows:
-        track = Track(pk=pk, storage_key=key, sha256=sha256, mime_type=mime_type)
-        yield _Candidate(pk, track_key(track), size, sha256, etag)
+        name = object_name(
+            track_id=pk, storage_key=key, sha256=sha256, mime_type=mime_type
+        )
+        yield _Candidate(pk, name, size, sha256, etag)
 
 
 def _with_listing(
