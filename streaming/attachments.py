@@ -56,10 +56,10 @@ class HlsPackageFiles:
         "storage_backend",
     )
 
-    def _ready(self, *, backend: str | None, track_ids: TrackIds | None) -> Any:
-        rows = HlsPackage.objects.filter(status=PackageStatus.READY)
-        if backend is not None:
-            rows = rows.filter(storage_backend=backend)
+    def _ready(self, *, backend: str, track_ids: TrackIds | None) -> Any:
+        rows = HlsPackage.objects.filter(
+            status=PackageStatus.READY, storage_backend=backend
+        )
         if track_ids is not None:
             rows = rows.filter(track_id__in=track_ids)
         return rows
@@ -93,10 +93,10 @@ class HlsPackageFiles:
         for row in rows.values_list(*self._columns).iterator(chunk_size=200):
             yield self._group(row)
 
-    def in_key_order(self) -> Iterator[Attachment]:
+    def in_key_order(self, *, backend: str) -> Iterator[Attachment]:
         # content_hash is unique (indexed), and every file of a package sits
         # under hls/<content_hash>/, so this is the listing's order.
-        rows = self._ready(backend=None, track_ids=None).order_by("content_hash")
+        rows = self._ready(backend=backend, track_ids=None).order_by("content_hash")
         for row in rows.values_list(*self._columns).iterator(chunk_size=500):
             yield self._group(row)
 

@@ -99,8 +99,8 @@ class AttachmentProvider(Protocol):
         this provider records, in any state, on any backend."""
         ...
 
-    def in_key_order(self) -> Iterator[Attachment]:
-        """Every complete group on any backend, ordered by their files'
+    def in_key_order(self, *, backend: str) -> Iterator[Attachment]:
+        """Every complete group on `backend`, ordered by their files'
         object names (as a listing of `prefixes` is), for audits."""
         ...
 

@@ -1,8 +1,8 @@
 """Audit: the database beside the disk and the bucket, one sorted listing each.
 
-The default check reads no object. On S3, rows are walked in object-name
-order and merged with a listing of the bucket in the same order, so memory
-stays flat and a million objects cost one listing. On local disk, each
+The default check reads no object. On S3, the rows on S3 are walked in
+object-name order and merged with a listing of the bucket in the same order,
+so memory stays flat and a million objects cost one listing. On local disk, each
 row's file is looked at (a stat), then one walk finds the files no row
 owns, a thousand names at a time. Each row's object must exist on
 the row's backend with the row's size and, on S3, the ETag recorded when
@@ -101,11 +101,13 @@ class AuditReport:
 AuditProgress = Callable[[AuditReport], None]
 
 
-def _expected_tracks() -> Iterator[_Expected]:
-    """Every track's object, in name order: the ids are in the names
-    (`tracks/<id>/…`), and ids sort as their text does."""
+def _expected_tracks(backend: str) -> Iterator[_Expected]:
+    """The objects of the tracks on `backend`, in name order: the ids are in
+    the names (`tracks/<id>/…`), ids sort as their text does, and the
+    partial index of the backend's rows is in id order."""
     rows = (
-        Track.objects.order_by("pk")
+        Track.objects.filter(storage_backend=backend)
+        .order_by("pk")
         .values_list(
             "pk",
             "storage_backend",
@@ -130,8 +132,8 @@ def _expected_tracks() -> Iterator[_Expected]:
         )
 
 
-def _expected_attached(provider: Any) -> Iterator[_Expected]:
-    for group in provider.in_key_order():
+def _expected_attached(provider: Any, backend: str) -> Iterator[_Expected]:
+    for group in provider.in_key_order(backend=backend):
         for file in sorted(group.files, key=lambda f: f.key):
             yield _Expected(
                 key=file.key,
@@ -161,12 +163,15 @@ def _merge(
     storage: MediaStorage,
     listing: Iterator[ListedObject],
     expected: Iterator[_Expected],
+    owned: Callable[[list[str]], set[str]],
     *,
     deep: bool,
     progress: AuditProgress | None,
 ) -> int:
-    """Walk a sorted listing beside the rows' sorted names; returns how many
-    objects of rows on this backend were checked."""
+    """Walk a sorted listing beside the sorted names of the rows on this
+    backend; returns how many of those rows were checked. Listed names no
+    row here matches are asked, a thousand at a time, whether a row on the
+    other backend owns them (its leftover copy, not yet purged)."""
     backend = storage.backend
     checked = 0
     listed = next(listing, None)
@@ -174,43 +179,48 @@ def _merge(
     last_key = ""
     # Names a row checked on its own (out of order): not orphans.
     alone: set[str] = set()
+    unmatched: list[ListedObject] = []
+
+    def flush() -> None:
+        mine = owned([o.key for o in unmatched])
+        for stray in unmatched:
+            if stray.key not in mine and stray.key not in alone:
+                report.add(
+                    "orphans",
+                    {"backend": backend, "key": stray.key, "size": stray.size},
+                )
+        unmatched.clear()
+
     while listed is not None or row is not None:
         if row is not None and row.key < last_key:
             # A name out of order (a hand-made storage_key): check it alone.
             alone.add(row.key)
-            if row.backend == backend:
-                checked += 1
-                _check_alone(report, storage, row, deep=deep)
+            checked += 1
+            _check_alone(report, storage, row, deep=deep)
             row = next(expected, None)
             continue
         if listed is not None and (row is None or listed.key < row.key):
-            if listed.key not in alone:
-                report.add(
-                    "orphans",
-                    {"backend": backend, "key": listed.key, "size": listed.size},
-                )
             report.listed += 1
+            unmatched.append(listed)
+            if len(unmatched) >= 1000:
+                flush()
             listed = next(listing, None)
             continue
         if row is None:
             break
         last_key = row.key
+        checked += 1
         if listed is None or row.key < listed.key:
-            if row.backend == backend:
-                checked += 1
-                report.add("missing", {**row.entry, "backend": backend, "key": row.key})
+            report.add("missing", {**row.entry, "backend": backend, "key": row.key})
             row = next(expected, None)
             continue
         report.listed += 1
-        if row.backend == backend:
-            checked += 1
-            _check(report, storage, row, listed, deep=deep)
-        # A row on the other backend owns its leftover copy here (not yet
-        # purged): that is not an orphan.
+        _check(report, storage, row, listed, deep=deep)
         listed = next(listing, None)
         row = next(expected, None)
         if progress and report.listed % 10_000 == 0:
             progress(report)
+    flush()
     return checked
 
 
@@ -293,7 +303,8 @@ def storage_audit(
             report,
             storage,
             storage.keys(TRACKS_PREFIX),
-            _expected_tracks(),
+            _expected_tracks(backend),
+            _track_keys_owned,
             deep=deep,
             progress=progress,
         )
@@ -305,9 +316,10 @@ def storage_audit(
                     storage.keys(prefix),
                     (
                         e
-                        for e in _expected_attached(provider)
+                        for e in _expected_attached(provider, backend)
                         if e.key.startswith(prefix)
                     ),
+                    provider.owned,
                     deep=deep,
                     progress=progress,
                 )
@@ -330,19 +342,17 @@ def _audit_local(
     """Local disk: a stat per row on it, then one walk for orphans, checked
     against the rows a thousand names at a time. Sorting a directory of a
     million track directories (a listing's order) would hold every name."""
-    for row in _expected_tracks():
-        if row.backend == "local":
-            report.checked += 1
-            _check_alone(report, storage, row, deep=deep)
-            if progress and report.checked % 10_000 == 0:
-                progress(report)
+    for row in _expected_tracks("local"):
+        report.checked += 1
+        _check_alone(report, storage, row, deep=deep)
+        if progress and report.checked % 10_000 == 0:
+            progress(report)
     _orphans_local(report, storage, TRACKS_PREFIX, _track_keys_owned, progress)
     for provider in attachment_providers():
         checked = 0
-        for row in _expected_attached(provider):
-            if row.backend == "local":
-                checked += 1
-                _check_alone(report, storage, row, deep=deep)
+        for row in _expected_attached(provider, "local"):
+            checked += 1
+            _check_alone(report, storage, row, deep=deep)
         report.attached_checked[provider.name] = (
             report.attached_checked.get(provider.name, 0) + checked
         )
