@@ -1,4 +1,4 @@
-"""Run every benchmark (`make bench`): upload, stream, migration, CDN, calls, HLS.
+"""Run every benchmark (`make bench`): upload to HLS, scale and calls included.
 
 Each benchmark prints its own table and ratios; figures are also written as
 JSON under bench/out/. See docs/BENCHMARKS.md for the recorded results.
@@ -15,6 +15,7 @@ SCRIPTS = [
     "bench_upload.py",
     "bench_stream_url.py",
     "bench_migrate.py",
+    "bench_scale.py",
     "bench_cdn.py",
     "bench_signaling.py",
     "bench_hls_package.py",
