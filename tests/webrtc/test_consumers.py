@@ -281,6 +281,11 @@ async def connected_call(alice_user, bob_user) -> tuple[Any, Any, str]:
     alice, bob, call_id = await ringing_call(alice_user, bob_user)
     await bob.send_json_to({"type": "call.answer", "call_id": call_id, "sdp": ANSWER})
     assert (await receive(alice))["type"] == "call.answered"
+    # bob's socket handles one frame at a time: its pong comes after every
+    # delivery of the answer (the "answered elsewhere" to his other devices
+    # included), so a device he connects next never sees that one.
+    await bob.send_json_to({"type": "ping", "id": "sync"})
+    assert await receive(bob) == {"type": "pong", "ref": "sync"}
     return alice, bob, call_id
 
 
