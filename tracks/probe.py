@@ -35,7 +35,10 @@ def probe_audio(path: Path) -> ProbeResult:
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise errors.NotAudio(details={"reason": str(exc)}) from exc
+        # FFmpeg's message names the staging file and an errno: logged, and
+        # the client gets a stable fact instead.
+        logger.info("not audio: %s", exc)
+        raise errors.NotAudio(details={"reason": "unrecognized_format"}) from exc
     with container:
         audio_format = FORMATS.get(container.format.name)
         if audio_format is None or not container.streams.audio:
@@ -116,7 +119,8 @@ def _read(
                         decoded += frame.samples / frame.sample_rate
     except av.error.FFmpegError as exc:
         if decoded <= 0:
-            raise errors.Undecodable(details={"reason": str(exc)}) from exc
+            logger.info("undecodable: %s", exc)
+            raise errors.Undecodable(details={"reason": "decoding_failed"}) from exc
         # A damaged tail: what demuxed so far decides whether it is truncated.
         logger.info("demux stopped early: %s", exc)
     return decoded, demuxed

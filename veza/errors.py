@@ -66,3 +66,9 @@ class ServiceUnavailable(DomainError):
     status_code = 503
     code = "service_unavailable"
     default_message = "A backing service is unavailable; try again later."
+
+
+class InvalidParameter(DomainError):
+    status_code = 400
+    code = "invalid_parameter"
+    default_message = "A query parameter is invalid."

@@ -1,11 +1,12 @@
 """The project's URL map."""
 
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django_prometheus import exports
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from veza import health
+from veza.api_routes import api_unmatched
 from veza.auth_views import AuthTokenView
 from webrtc.api.views import IceConfigView
 
@@ -35,6 +36,9 @@ urlpatterns = [
     path("", include("webrtc.urls")),
     path("", include("streaming.urls")),
     path("", include("streaming.player_urls")),
+    # Last: any other path under /api/ is a route's other slash form or a
+    # JSON 404, never Django's HTML page or APPEND_SLASH's redirect.
+    re_path(r"^api/", api_unmatched),
 ]
 
 handler404 = "veza.error_pages.not_found"

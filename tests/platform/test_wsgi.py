@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from typing import Any
 
@@ -73,3 +74,21 @@ def test_browser_sessions_still_reach_the_api(client, user, auth_client, wav_fil
     )
     assert status == "200 OK", body
     assert b'"source":"origin"' in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_short_chain_takes_both_slash_forms_and_answers_json_404s(
+    auth_client, wav_file
+) -> None:
+    track = create_track(auth_client, wav_file.read_bytes())
+    token = auth_client._credentials["HTTP_AUTHORIZATION"]
+    status, _, body = wsgi_get(
+        f"/api/v1/tracks/{track['id']}/stream/", Authorization=token
+    )
+    assert status == "200 OK", body
+    status, _, body = wsgi_get(f"/api/v1/tracks/{track['id']}", Authorization=token)
+    assert status == "200 OK", body
+    status, headers, body = wsgi_get("/api/v1/tracks/123/", Authorization=token)
+    assert status.startswith("404"), body
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "not_found"

@@ -13,7 +13,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.authtoken.models import Token
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -38,13 +37,7 @@ from veza.authentication import (
     token_key,
 )
 from veza.negotiation import JsonFirstNegotiation
-
-
-class TrackPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
+from veza.pagination import PagePagination
 
 ERRORS = {
     400: ErrorOutputSerializer,
@@ -88,7 +81,7 @@ class TrackListView(APIView):
     )
     def get(self, request: Request) -> Response:
         tracks = selectors.track_list_visible(user=request.user)
-        paginator = TrackPagination()
+        paginator = PagePagination()
         page = paginator.paginate_queryset(tracks, request, view=self)
         return paginator.get_paginated_response(
             TrackOutputSerializer(page, many=True).data

@@ -6,13 +6,13 @@ from typing import Any, cast
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from veza.pagination import PagePagination
 from webrtc import ice, selectors, tickets
 from webrtc.api.serializers import (
     CallErrorOutputSerializer as ErrorOutputSerializer,
@@ -46,12 +46,6 @@ class IceConfigThrottle(WebrtcRateThrottle):
 
 class TicketThrottle(WebrtcRateThrottle):
     scope = "ticket"
-
-
-class CallPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class IceConfigView(APIView):
@@ -100,7 +94,7 @@ class CallListView(APIView):
     )
     def get(self, request: Request) -> Response:
         calls = selectors.call_list_for_user(user=request.user)
-        paginator = CallPagination()
+        paginator = PagePagination()
         page = paginator.paginate_queryset(calls, request, view=self)
         return paginator.get_paginated_response(
             CallOutputSerializer(page, many=True).data
