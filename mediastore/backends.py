@@ -36,7 +36,7 @@ from mediastore.digests import (
     Hasher,
     etag_verifies,
 )
-from mediastore.errors import CorruptObject, StorageUnavailable
+from mediastore.errors import CorruptObject, S3NotConfigured, StorageUnavailable
 from mediastore.files import (
     BACKENDS,
     ListedObject,
@@ -368,6 +368,27 @@ def storage_for(backend: str) -> LocalMediaStorage | S3MediaStorage:
 def storage_backends_in_use() -> list[str]:
     """Backends that may hold bytes: local always, S3 when it is enabled."""
     return ["local", "s3"] if settings.AWS_S3_ENABLED else ["local"]
+
+
+def s3_missing_settings() -> list[str]:
+    """The settings S3 needs that are off or empty (none when it is ready)."""
+    needed = (
+        ("AWS_S3_ENABLED", settings.AWS_S3_ENABLED),
+        ("AWS_STORAGE_BUCKET_NAME", settings.AWS_STORAGE_BUCKET_NAME),
+        ("AWS_ACCESS_KEY_ID", settings.AWS_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", settings.AWS_SECRET_ACCESS_KEY),
+    )
+    return [name for name, value in needed if not value]
+
+
+def s3_require() -> None:
+    """Raise S3NotConfigured, naming what is missing, unless S3 is usable."""
+    missing = s3_missing_settings()
+    if missing:
+        raise S3NotConfigured(
+            "S3 is not configured: set " + ", ".join(missing) + ".",
+            details={"missing": missing},
+        )
 
 
 def local_storage() -> LocalMediaStorage:

@@ -10,3 +10,11 @@ class StorageUnavailable(ServiceUnavailable):
 
 class CorruptObject(Exception):
     """Bytes read or written do not match the size or digest they must have."""
+
+
+class S3NotConfigured(ServiceUnavailable):
+    """Asked of S3 while the settings it needs are missing: which ones is
+    said up front, before any row is touched."""
+
+    code = "s3_not_configured"
+    default_message = "S3 is not configured."

@@ -12,6 +12,8 @@ from django.http import HttpRequest, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
+from mediastore.backends import s3_require
+from mediastore.errors import S3NotConfigured
 from tracks import selectors
 from tracks.models import StorageBackend, StorageMigrationRun, Track
 
@@ -111,6 +113,16 @@ class TrackAdmin(admin.ModelAdmin[Track]):
     ) -> None:
         from tracks.tasks import tracks_move
 
+        if target == StorageBackend.S3:
+            try:
+                s3_require()
+            except S3NotConfigured as exc:
+                self.message_user(
+                    request,
+                    f"Nothing queued. {exc.message} See .env.example.",
+                    messages.ERROR,
+                )
+                return
         ids = [
             str(pk)
             for pk in queryset.exclude(storage_backend=target).values_list(

@@ -42,3 +42,11 @@ class TrackTakenDown(DomainError):
     status_code = 451
     code = "track_taken_down"
     default_message = "This track has been taken down and cannot be played."
+
+
+class MigrationFailed(DomainError):
+    """A queued storage move that did not move every row: its task fails."""
+
+    status_code = 500
+    code = "migration_failed"
+    default_message = "The storage migration did not move every track."

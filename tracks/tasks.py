@@ -6,7 +6,9 @@ from typing import Any
 
 from django_tasks import task
 
+from tracks.errors import MigrationFailed
 from tracks.migration.runner import MoveOptions, storage_migrate
+from tracks.models import MigrationRunStatus
 
 
 @task()
@@ -28,9 +30,19 @@ def tracks_move(
             started_by=started_by or "admin",
         )
     )
-    return {
+    summary = {
         "run": run.pk,
         "status": run.status,
         "moved": run.moved,
         "failed": run.failed,
     }
+    # A run that left rows behind is a failed task, as the command exits
+    # non-zero: the task list must not call it SUCCESSFUL.
+    if run.status != MigrationRunStatus.SUCCEEDED:
+        failures = ", ".join(f"{k}={v}" for k, v in sorted(run.failures.items()) if v)
+        raise MigrationFailed(
+            f"Run {run.pk} to {target} {run.status}: {run.failed + run.skipped} "
+            f"track(s) did not move ({failures or 'interrupted'}).",
+            details=summary,
+        )
+    return summary

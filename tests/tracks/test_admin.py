@@ -135,3 +135,51 @@ def test_queued_moves_run_on_the_database_task_worker(s3_local, settings, staff_
     assert result.return_value is not None
     assert result.return_value["moved"] == 2
     assert Track.objects.filter(storage_backend="s3").count() == 2
+
+
+def test_a_move_to_s3_is_refused_up_front_while_s3_is_not_configured(
+    staff_client, user, settings
+):
+    from tests.tracks.migration_helpers import make_local_tracks
+
+    settings.AWS_S3_ENABLED = False
+    tracks = make_local_tracks(user, Path(settings.MEDIA_ROOT), 2, size=1024)
+    response = staff_client.post(
+        "/admin/tracks/track/",
+        {"action": "move_to_s3", "_selected_action": [str(t.pk) for t in tracks]},
+        follow=True,
+    )
+    text = response.content.decode()
+    assert "Nothing queued. S3 is not configured: set AWS_S3_ENABLED" in text
+    assert "Queued a move" not in text
+    assert not StorageMigrationRun.objects.exists()
+    assert set(Track.objects.values_list("storage_backend", flat=True)) == {"local"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_move_that_leaves_rows_behind_is_a_failed_task(
+    s3_local, settings, staff_user
+):
+    from django.core.management import call_command
+
+    from tests.tracks.migration_helpers import make_local_tracks
+    from tracks.tasks import tracks_move
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    tracks = make_local_tracks(staff_user, Path(settings.MEDIA_ROOT), 2, size=1024)
+    (Path(settings.MEDIA_ROOT) / tracks[0].storage_key).unlink()
+    result = tracks_move.enqueue(track_ids=[str(t.pk) for t in tracks], target="s3")
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload")
+    result.refresh()
+    assert result.status == "FAILED"
+    assert "did not move" in result.errors[0].traceback
+    assert "MigrationFailed" in result.errors[0].exception_class_path
+    run = StorageMigrationRun.objects.get()
+    assert (run.status, run.moved, run.failed) == ("failed", 1, 1)
+
+
+def test_the_admin_index_links_the_storage_migration_page(staff_client):
+    text = staff_client.get("/admin/").content.decode()
+    assert '<a href="/admin/tracks/track/storage/">Storage migration</a>' in text
+    # The models are still listed below it.
+    assert 'href="/admin/tracks/track/"' in text

@@ -304,3 +304,37 @@ def test_copying_a_claimed_row_makes_no_query(
     with django_assert_num_queries(0):
         outcomes = [track_copy(track=t, target="s3") for t in claimed]
     assert {o.kind for o in outcomes} == {"moved"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--to", "s3", "--dry-run"],
+        ["--to", "s3"],
+        ["--to", "s3", "--enqueue", "2"],
+        ["--verify-only", "--to", "s3"],
+        ["--purge-local", "--older-than", "0", "--dry-run"],
+    ],
+    ids=["dry-run", "run", "enqueue", "verify", "purge"],
+)
+def test_every_mode_that_needs_s3_names_the_missing_settings_first(
+    user, settings, args
+):
+    settings.AWS_S3_ENABLED = False
+    settings.AWS_STORAGE_BUCKET_NAME = ""
+    settings.AWS_ACCESS_KEY_ID = "key"
+    settings.AWS_SECRET_ACCESS_KEY = "secret"
+    make_local_tracks(user, Path(settings.MEDIA_ROOT), 2, size=1024)
+    with pytest.raises(CommandError) as raised:
+        call_command("migrate_storage", *args, stdout=io.StringIO())
+    assert str(raised.value).startswith(
+        "S3 is not configured: set AWS_S3_ENABLED, AWS_STORAGE_BUCKET_NAME."
+    )
+    assert not StorageMigrationRun.objects.exists()
+    assert set(Track.objects.values_list("storage_backend", flat=True)) == {"local"}
+
+
+def test_enabled_s3_without_a_bucket_is_named_too(s3_local, user, settings):
+    settings.AWS_STORAGE_BUCKET_NAME = ""
+    with pytest.raises(CommandError, match=r"set AWS_STORAGE_BUCKET_NAME\."):
+        call_command("migrate_storage", "--to", "s3", "--dry-run", stdout=io.StringIO())

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from mediastore.backends import s3_require
 from tracks.attachments import attachments_of
 from tracks.migration.claims import DEFAULT_LEASE_SECONDS, Claimer, runner_name
 from tracks.migration.copying import Outcome, track_copy
@@ -50,6 +51,8 @@ def storage_migrate(
     verification. A crash at any point leaves rows that the next run (or a
     runner elsewhere, once the leases run out) reconciles.
     """
+    if options.target == "s3":
+        s3_require()
     return _Runner(options, progress).run()
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mediastore.backends import s3_require
+from mediastore.errors import S3NotConfigured
 from tracks.audit import AuditReport, storage_audit, storage_delete_orphans
 from tracks.migration.claims import DEFAULT_LEASE_SECONDS
 from tracks.migration.copying import is_missing_reason
@@ -107,6 +109,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Whatever the mode, a missing S3 setting is named before any work
+        # (a dry run included), not found by the first copy.
+        needs_s3 = options["purge_local"] or options["to"] == "s3"
+        if needs_s3:
+            try:
+                s3_require()
+            except S3NotConfigured as exc:
+                raise CommandError(
+                    f"{exc.message} See .env.example and docs/ENV_VARIABLES.md."
+                ) from exc
         if options["verify_only"]:
             return self._verify(options)
         if options["purge_local"]:
