@@ -30,6 +30,7 @@ verify-only >= 5,000 objects/s.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import json
@@ -39,6 +40,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,14 @@ from tests.s3server import start_s3_server
 
 STAGES = (0, 50, 90, 99, 100)
 CLAIM_ROWS = 32
-GOALS = {"claim_ms": 20, "noop_s": 1.0, "dry_run_s": 1.0, "page_ms": 30}
+GOALS = {
+    "claim_ms": 20,
+    "noop_s": 1.0,
+    "dry_run_s": 1.0,
+    "page_ms": 30,
+    "api_list_ms": 20,
+    "admin_list_ms": 200,
+}
 KEYS = {"access_key": "veza-bench", "secret_key": "veza-bench-secret"}
 BUCKET = "veza-scale"
 SIGKILL_ROWS = 3_000
@@ -68,7 +77,10 @@ INSERT INTO tracks_track (
     taken_down_at, takedown_reason, created_at, updated_at
 )
 SELECT
-    r.id, %(owner)s, 'Track ' || r.n, 'public', 't.wav', 'audio/wav',
+    r.id, (%(owners)s::int[])[1 + r.n %% cardinality(%(owners)s::int[])],
+    'Track ' || r.n,
+    CASE WHEN abs(hashtext(r.n::text)) %% 2 = 0 THEN 'public' ELSE 'private' END,
+    't.wav', 'audio/wav',
     64, encode(sha256(r.body), 'hex'), 1.0, 'local',
     'tracks/' || r.id::text || '/' || encode(sha256(r.body), 'hex') || '.wav',
     '', NULL, '', '', '', NULL, '', NULL, '',
@@ -79,6 +91,16 @@ FROM (
     FROM generate_series(1, %(rows)s) AS n
 ) AS r
 """
+
+# The listeners who own the rows besides `bench` (1,000 owners in all).
+MAKE_OWNERS = """
+INSERT INTO auth_user (password, is_superuser, username, first_name, last_name,
+                       email, is_staff, is_active, date_joined)
+SELECT '!', false, 'listener' || n, '', '', '', false, true, now()
+FROM generate_series(1, %(count)s) AS n
+RETURNING id
+"""
+OWNERS = 1_000
 
 # Move the next rows, in id order, to S3, as a run leaves them.
 MOVE_ROWS = """
@@ -177,7 +199,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-def admin_latency(server: harness.Server, requests_per_url: int) -> dict[str, Any]:
+def staff_session(server: harness.Server) -> requests.Session:
     session = requests.Session()
     login = f"{server.url}/admin/login/"
     page = session.get(login, timeout=10)
@@ -196,27 +218,100 @@ def admin_latency(server: harness.Server, requests_per_url: int) -> dict[str, An
         timeout=10,
     )
     answer.raise_for_status()
+    return session
+
+
+def latencies(
+    session: requests.Session,
+    server: harness.Server,
+    paths: list[tuple[str, str]],
+    requests_per_url: int,
+) -> dict[str, Any]:
+    """Median and p95 milliseconds of GETs of each path, after 5 of warm-up."""
     results: dict[str, Any] = {}
-    for name, path in (
-        ("page", "/admin/tracks/track/storage/"),
-        ("poll", "/admin/tracks/track/storage/status.json"),
-    ):
+    for name, path in paths:
         times = []
         for i in range(requests_per_url + 5):
             started = time.perf_counter()
-            response = session.get(server.url + path, timeout=10)
+            response = session.get(server.url + path, timeout=60)
             elapsed = (time.perf_counter() - started) * 1000
             response.raise_for_status()
             if i >= 5:  # warm-up: the workers' first requests
                 times.append(elapsed)
         results[name] = {
-            "median_ms": harness.median(times),
-            "p95_ms": percentile(times, 0.95),
+            "median_ms": round(harness.median(times), 2),
+            "p95_ms": round(percentile(times, 0.95), 2),
         }
+    return results
+
+
+def admin_latency(server: harness.Server, requests_per_url: int) -> dict[str, Any]:
+    session = staff_session(server)
+    results = latencies(
+        session,
+        server,
+        [
+            ("page", "/admin/tracks/track/storage/"),
+            ("poll", "/admin/tracks/track/storage/status.json"),
+        ],
+        requests_per_url,
+    )
     status = session.get(
         server.url + "/admin/tracks/track/storage/status.json", timeout=10
     )
     results["overview"] = status.json()["overview"]["backends"]
+    return results
+
+
+def reads_at_scale(
+    server: harness.Server, db_url: str, user: dict[str, str], requests_per_url: int
+) -> dict[str, Any]:
+    """What a listener's client and a staff member meet at this size: the API
+    list (first page, and a page 250,000 rows deep) and the admin's track
+    changelist (plain, filtered by backend, searched)."""
+    with psycopg.connect(db_url) as conn:
+        # The cursor of the page that starts 250,000 rows into the list, as
+        # the API writes it (following `next` 5,000 times gets the same).
+        deep_position = scalar(
+            conn,
+            "SELECT created_at FROM tracks_track "
+            "WHERE visibility = 'public' OR owner_id = %s "
+            "ORDER BY created_at DESC OFFSET 250000 LIMIT 1",
+            int(user["user_id"]),
+        )
+    cursor = base64.b64encode(
+        urllib.parse.urlencode({"p": str(deep_position)}).encode()
+    ).decode()
+    api = requests.Session()
+    api.headers["Authorization"] = f"Token {user['token']}"
+    results = latencies(
+        api,
+        server,
+        [
+            ("api_first_page", "/api/v1/tracks/"),
+            (
+                "api_deep_page",
+                "/api/v1/tracks/?" + urllib.parse.urlencode({"cursor": cursor}),
+            ),
+        ],
+        requests_per_url,
+    )
+    deep = api.get(server.url + "/api/v1/tracks/", params={"cursor": cursor})
+    results["api_deep_page_rows"] = len(deep.json()["results"])
+    staff = staff_session(server)
+    results.update(
+        latencies(
+            staff,
+            server,
+            [
+                ("admin_changelist", "/admin/tracks/track/"),
+                ("admin_by_backend", "/admin/tracks/track/?storage_backend__exact=s3"),
+                ("admin_search_owner", "/admin/tracks/track/?q=listener500"),
+                ("admin_search_title", "/admin/tracks/track/?q=Track+424242"),
+            ],
+            max(10, requests_per_url // 5),
+        )
+    )
     return results
 
 
@@ -466,8 +561,11 @@ def main() -> int:
         )
         user = harness.migrate_and_make_user(env)
         harness.manage(env, "shell", "-c", SETUP_STAFF)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            listeners = conn.execute(MAKE_OWNERS, {"count": OWNERS - 1}).fetchall()
+        owners = [int(user["user_id"]), *(row[0] for row in listeners)]
         started = time.perf_counter()
-        built = sql(db_url, BUILD_ROWS, {"owner": user["user_id"], "rows": args.rows})
+        built = sql(db_url, BUILD_ROWS, {"owners": owners, "rows": args.rows})
         results["build_seconds"] = round(time.perf_counter() - started, 2)
         sql(db_url, "VACUUM ANALYZE tracks_track")
         recount, _, _ = timed_process(manage_cmd("storage_tally", "--recount"), env)
@@ -514,6 +612,8 @@ def main() -> int:
             if stage == 90:
                 with harness.gunicorn("veza.wsgi", env, name="scale-admin") as web:
                     row["admin"] = admin_latency(web, args.requests)
+                    results["reads"] = reads_at_scale(web, db_url, user, args.requests)
+                print("reads: " + json.dumps(results["reads"]), flush=True)
             results["stages"][stage] = row
             print(
                 f"{stage:3d} % moved: "
@@ -556,6 +656,18 @@ def report_goals(results: dict[str, Any]) -> None:
         ("status.json poll (median)", f"{poll:.1f} ms", poll < GOALS["page_ms"]),
         ("SIGKILL takeover", f"{takeover:.1f} s", takeover < 20),
     ]  # fmt: skip
+    reads = results.get("reads", {})
+    for name, goal in (
+        ("api_first_page", "api_list_ms"),
+        ("api_deep_page", "api_list_ms"),
+        ("admin_changelist", "admin_list_ms"),
+        ("admin_by_backend", "admin_list_ms"),
+        ("admin_search_owner", "admin_list_ms"),
+        ("admin_search_title", "admin_list_ms"),
+    ):
+        if name in reads:
+            ms = reads[name]["median_ms"]
+            lines.append((name.replace("_", " "), f"{ms:.1f} ms", ms < GOALS[goal]))
     if "verify" in results:
         verify = results["verify"]
         for name, rate in (

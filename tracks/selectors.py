@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import uuid
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.base import ModelState
@@ -31,6 +34,32 @@ def track_list_visible(*, user: Any) -> QuerySet[Track]:
     if user.is_authenticated:
         visible |= Q(owner=user)
     return Track.objects.filter(visible).select_related("owner").order_by("-created_at")
+
+
+SHA256_PREFIX = re.compile(r"[0-9a-f]{6,64}")
+
+
+def track_search(*, queryset: QuerySet[Track], term: str) -> QuerySet[Track]:
+    """Tracks matching a staff search, each arm one an index serves on
+    PostgreSQL: the exact id, a SHA-256 prefix (six hex digits or more), an
+    owner's exact username (looked up first, so the arm is a plain
+    `owner_id IN (...)`), or a piece of the title (the trigram index)."""
+    term = term.strip()
+    if not term:
+        return queryset
+    match = Q(title__icontains=term)
+    with contextlib.suppress(ValueError):
+        match |= Q(pk=uuid.UUID(term))
+    if SHA256_PREFIX.fullmatch(term.lower()):
+        match |= Q(sha256__startswith=term.lower())
+    owners = list(
+        get_user_model()
+        .objects.filter(username__iexact=term)
+        .values_list("pk", flat=True)[:10]
+    )
+    if owners:
+        match |= Q(owner_id__in=owners)
+    return queryset.filter(match)
 
 
 def track_get_visible(*, user: Any, track_id: uuid.UUID | str) -> Track:

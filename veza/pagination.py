@@ -1,33 +1,60 @@
-"""Page-number pagination that answers a malformed page number with a 400."""
+"""The API lists' cursor pagination: newest first, no COUNT(*), any depth alike."""
 
 from __future__ import annotations
 
+from base64 import b64decode
 from typing import Any
 
-from django.core.paginator import Paginator
-from rest_framework.pagination import PageNumberPagination
+from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
 from veza.errors import InvalidParameter
 
 
-class PagePagination(PageNumberPagination):
-    """DRF's, except `?page=abc` (or 0, -1, 1.5, empty) is the client's
-    mistake, a 400 `invalid_page`, not DRF's 404. A page past the end
-    stays a 404: that page does not exist."""
+class NewestFirstPagination(CursorPagination):
+    """DRF's cursor pagination on `-created_at`, which an index serves.
 
+    A page is `{"next", "previous", "results"}`: no total (a COUNT(*) of a
+    million rows per call) and no page numbers (an OFFSET walks every row
+    before the page). A cursor that does not decode is the client's
+    mistake, a 400 `invalid_cursor`; `?page=` (the old page numbers) is
+    refused rather than silently answered with the first page."""
+
+    ordering = "-created_at"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
 
-    def get_page_number(self, request: Request, paginator: Paginator[Any]) -> Any:
-        raw = request.query_params.get(self.page_query_param)
-        if raw is None or raw in self.last_page_strings:
-            return super().get_page_number(request, paginator)
-        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+    def paginate_queryset(
+        self, queryset: Any, request: Request, view: Any = None
+    ) -> list[Any] | None:
+        if "page" in request.query_params:
             raise InvalidParameter(
-                "The page must be a whole number from 1.",
-                code="invalid_page",
-                details={"parameter": self.page_query_param},
+                "Lists are paginated by cursor: follow the `next` link.",
+                code="invalid_parameter",
+                details={"parameter": "page"},
             )
-        return raw
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        encoded = request.query_params.get(self.cursor_query_param)
+        try:
+            if encoded is not None:
+                # DRF's decoding skips characters outside base64's alphabet,
+                # so "!!!" would read as the first page.
+                b64decode(encoded.encode("ascii"), validate=True)
+            cursor = super().decode_cursor(request)
+            # The position is a created_at this list wrote; anything else
+            # would reach the query and fail there.
+            position = None if cursor is None else cursor.position
+            if position is not None and parse_datetime(str(position)) is None:
+                raise ValueError(position)
+        except (NotFound, ValueError):
+            raise InvalidParameter(
+                "The cursor is not one this list gave out.",
+                code="invalid_cursor",
+                details={"parameter": self.cursor_query_param},
+            ) from None
+        return cursor

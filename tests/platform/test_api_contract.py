@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -21,7 +23,7 @@ def test_an_upload_to_the_list_without_its_slash_is_taken(debug, auth_client, wa
     data = {"file": SimpleUploadedFile("tone.wav", wav_file.read_bytes(), "audio/wav")}
     response = auth_client.post("/api/v1/tracks", data, format="multipart")
     assert response.status_code == 201, response.content
-    assert auth_client.get("/api/v1/tracks").json()["count"] == 1
+    assert len(auth_client.get("/api/v1/tracks").json()["results"]) == 1
 
 
 def test_every_api_route_answers_with_and_without_its_slash(
@@ -77,14 +79,21 @@ def test_a_multipart_body_without_a_boundary_is_a_json_400(debug, auth_client):
     assert_error(response, 400, "parse_error")
 
 
-@pytest.mark.parametrize("page", ["abc", "0", "-1", "1.5", ""])
-def test_a_bad_page_parameter_is_a_400(debug, auth_client, page):
-    response = auth_client.get(LIST_URL, {"page": page})
-    assert_error(response, 400, "invalid_page")
+@pytest.mark.parametrize(
+    "cursor",
+    ["abc", "!!!", base64.b64encode(b"p=yesterday").decode(), "cD0yMDI2LTEzLTAx"],
+)
+@pytest.mark.parametrize("url", [LIST_URL, "/api/v1/calls/"])
+def test_a_cursor_the_list_did_not_give_is_a_400(debug, auth_client, url, cursor):
+    response = auth_client.get(url, {"cursor": cursor})
+    assert_error(response, 400, "invalid_cursor")
 
 
-def test_a_page_past_the_end_is_a_json_404(auth_client):
-    assert_error(auth_client.get(LIST_URL, {"page": 9}), 404, "not_found")
+@pytest.mark.parametrize("url", [LIST_URL, "/api/v1/calls/"])
+def test_page_numbers_are_refused_with_a_pointer_to_the_cursor(auth_client, url):
+    response = auth_client.get(url, {"page": 2})
+    assert_error(response, 400, "invalid_parameter")
+    assert "cursor" in response.json()["error"]["message"]
 
 
 def test_a_refused_upload_names_no_server_path_or_errno(auth_client, settings):
@@ -95,3 +104,20 @@ def test_a_refused_upload_names_no_server_path_or_errno(auth_client, settings):
     assert "upload-" not in text
     assert "Errno" not in text
     assert response.json()["error"]["details"] == {"reason": "unrecognized_format"}
+
+
+@pytest.mark.parametrize(
+    ("path", "item"),
+    [("/api/v1/tracks/", "TrackOutput"), ("/api/v1/calls/", "CallOutput")],
+)
+def test_the_schema_documents_the_lists_as_the_cursor_pages_they_are(
+    api_client, path, item
+):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"][path]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"cursor", "page_size"}
+    page = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    name = page["$ref"].rsplit("/", 1)[1]
+    properties = schema["components"]["schemas"][name]["properties"]
+    assert set(properties) == {"next", "previous", "results"}
+    assert properties["results"]["items"]["$ref"].endswith("/" + item)

@@ -19,6 +19,7 @@ from mediastore import transfer
 from tests.audio import make_audio
 from tests.s3proxy import Faults, S3Proxy
 from tests.streaming.conftest import package_track
+from tests.tracks.helpers import assert_no_table_scan, plans_of
 from tests.tracks.migration_helpers import make_local_tracks
 from tracks import purge
 from tracks.migration.claims import Claimer
@@ -54,44 +55,6 @@ def migrate(*args: str) -> dict:
     out = io.StringIO()
     call_command("migrate_storage", *args, "--json", stdout=out)
     return json.loads(out.getvalue())
-
-
-def plans_of(queries: list[dict]) -> list[tuple[str, str]]:
-    """(SQL, plan) of every SELECT on tracks, planned as if the table were
-    large: with sequential scans off, a plan that still scans the table
-    has no index to serve it."""
-    found = []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET enable_seqscan = off")
-        for query in queries:
-            sql = query["sql"]
-            if not sql.startswith("SELECT") or "tracks_track" not in sql:
-                continue
-            explain = (
-                "EXPLAIN "
-                if connection.vendor == "postgresql"
-                else "EXPLAIN QUERY PLAN "
-            )
-            cursor.execute(explain + sql.replace(" FOR UPDATE SKIP LOCKED", ""))
-            found.append((sql, "\n".join(str(r) for r in cursor.fetchall())))
-        if connection.vendor == "postgresql":
-            cursor.execute("RESET enable_seqscan")
-    return found
-
-
-def assert_no_table_scan(queries: list[dict]) -> None:
-    for sql, plan in plans_of(queries):
-        if connection.vendor == "postgresql":
-            assert "Seq Scan on tracks_track" not in plan, (sql, plan)
-        else:
-            # "SCAN tracks_track USING INDEX …" walks an index: fine.
-            scans = [
-                line
-                for line in plan.splitlines()
-                if "SCAN tracks_track" in line and "INDEX" not in line
-            ]
-            assert not scans, (sql, plan)
 
 
 def test_a_claim_walks_only_the_rows_left_on_the_source(s3_local, user, settings):

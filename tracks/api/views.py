@@ -37,7 +37,7 @@ from veza.authentication import (
     token_key,
 )
 from veza.negotiation import JsonFirstNegotiation
-from veza.pagination import PagePagination
+from veza.pagination import NewestFirstPagination
 
 ERRORS = {
     400: ErrorOutputSerializer,
@@ -48,6 +48,8 @@ ERRORS = {
 
 
 class TrackListView(APIView):
+    # Also what the schema documents the list's pages and parameters by.
+    pagination_class = NewestFirstPagination
     parser_classes = [MultiPartParser]
 
     def initialize_request(
@@ -81,7 +83,7 @@ class TrackListView(APIView):
     )
     def get(self, request: Request) -> Response:
         tracks = selectors.track_list_visible(user=request.user)
-        paginator = PagePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(tracks, request, view=self)
         return paginator.get_paginated_response(
             TrackOutputSerializer(page, many=True).data

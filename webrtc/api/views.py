@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from veza.pagination import PagePagination
+from veza.pagination import NewestFirstPagination
 from webrtc import ice, selectors, tickets
 from webrtc.api.serializers import (
     CallErrorOutputSerializer as ErrorOutputSerializer,
@@ -88,13 +88,16 @@ class CallTicketView(APIView):
 
 
 class CallListView(APIView):
+    # Also what the schema documents the list's pages and parameters by.
+    pagination_class = NewestFirstPagination
+
     @extend_schema(
         responses={200: CallOutputSerializer(many=True), 401: ErrorOutputSerializer},
         operation_id="calls_list",
     )
     def get(self, request: Request) -> Response:
         calls = selectors.call_list_for_user(user=request.user)
-        paginator = PagePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(calls, request, view=self)
         return paginator.get_paginated_response(
             CallOutputSerializer(page, many=True).data
