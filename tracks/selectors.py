@@ -10,7 +10,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.base import ModelState
 
 from mediastore.tally import Tally, tally_read
 from tracks.errors import TrackTakenDown
@@ -134,14 +133,10 @@ def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
 
 
 def _track_from_columns(fields: dict[str, Any]) -> Track:
-    # Built the way unpickling builds a model instance, without __init__:
-    # Track(**fields) walked all the model's fields and their defaults, a
-    # twentieth of a playback request. Columns not in `fields` are deferred.
-    track = Track.__new__(Track)
-    track.__dict__.update(fields)
-    track._state = ModelState()
-    track._state.adding = False
-    return track
+    # As a query builds it: the columns not in `fields` are deferred
+    # (from_db takes the values in the model's field order).
+    names = [f.attname for f in Track._meta.concrete_fields if f.attname in fields]
+    return Track.from_db("default", names, [fields[name] for name in names])
 
 
 def track_get_owned(*, user: Any, track_id: uuid.UUID | str) -> Track:

@@ -110,31 +110,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-# Under gunicorn (veza/wsgi.py) the JSON API and the origins run behind this
-# shorter list: they set no CSRF cookie (DRF checks CSRF itself for session
-# callers), show no messages, are never framed and serve no static files. A
-# tenth of a playback request's instructions went to those five.
-API_MIDDLEWARE = [
-    "veza.request_metrics.RequestMetricsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "veza.cors.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
-API_MIDDLEWARE_PREFIXES = ("/api/v1/", "/origin/")
-# API calls that carry a DRF token ("Authorization: Token ...") also go
-# without the session and the session user: DRF's token authentication
-# accepts the key or refuses the call before session authentication is ever
-# tried, and sets request.user itself. A twentieth of a playback call.
-API_TOKEN_MIDDLEWARE = [
-    "veza.request_metrics.RequestMetricsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "veza.cors.CorsMiddleware",
-    "django.middleware.common.CommonMiddleware",
-]
-API_TOKEN_MIDDLEWARE_PREFIXES = ("/api/v1/",)
-
 ROOT_URLCONF = "veza.urls"
 WSGI_APPLICATION = "veza.wsgi.application"
 ASGI_APPLICATION = "veza.asgi.application"
@@ -417,9 +392,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "veza.exception_handler.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # JSON only outside debug: the browsable API's content negotiation costs
-    # every request, and /api/docs/ documents the API.
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "veza.negotiation.JsonFirstNegotiation",
+    # JSON only outside debug: /api/docs/ documents the API.
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
