@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from veza import health
 from veza.api_routes import api_unmatched
 from veza.auth_views import AuthTokenView
+from veza.favicon import favicon
 from webrtc.api.views import IceConfigView
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -29,6 +30,7 @@ urlpatterns = [
     path(
         "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"
     ),
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", exports.ExportToDjangoView, name="metrics"),

@@ -230,3 +230,11 @@ def test_deleted_tokens_stop_working_at_once(auth_client, user):
     assert auth_client.get("/api/v1/tracks/").status_code == 200  # from the cache
     Token.objects.filter(user=user).delete()
     assert_error(auth_client.get("/api/v1/tracks/"), 401, "authentication_failed")
+
+
+def test_the_favicon_is_served(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    icon = client.get(response["Location"])
+    assert icon.status_code == 200
+    assert b"<svg" in b"".join(icon.streaming_content)

@@ -124,3 +124,11 @@ def test_call_metrics_are_exported(client, user, other_user):
         "veza_webrtc_answer_seconds",
     ):
         assert name in text
+
+
+def test_the_call_page_says_when_there_is_nobody_to_call(client, user):
+    client.force_login(user)
+    html = client.get("/calls/").content.decode()
+    assert '<p id="nobody">Nobody else has an account yet' in html
+    assert "<option" not in html
+    assert '<select id="callee" aria-label="Person to call" hidden>' in html
