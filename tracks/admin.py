@@ -55,7 +55,6 @@ class TrackAdmin(admin.ModelAdmin[Track]):
         "storage_backend",
         "size",
         "duration",
-        "taken_down_at",
         "created_at",
     ]
     # At a million rows every part of this page must be served by an index:
