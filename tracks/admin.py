@@ -124,16 +124,15 @@ class TrackAdmin(admin.ModelAdmin[Track]):
     ) -> None:
         from tracks.tasks import tracks_move
 
-        if target == StorageBackend.S3:
-            try:
-                s3_require()
-            except S3NotConfigured as exc:
-                self.message_user(
-                    request,
-                    f"Nothing queued. {exc.message} See .env.example.",
-                    messages.ERROR,
-                )
-                return
+        try:
+            s3_require()  # a move either way reads from S3 or writes to it
+        except S3NotConfigured as exc:
+            self.message_user(
+                request,
+                f"Nothing queued. {exc.message} See .env.example.",
+                messages.ERROR,
+            )
+            return
         ids = [
             str(pk)
             for pk in queryset.exclude(storage_backend=target).values_list(

@@ -87,7 +87,7 @@ class Track(models.Model):
         indexes = [
             # The API's list (own or public, newest first, by cursor): walked
             # backwards from the cursor, each row checked against the filter.
-            models.Index(fields=["-created_at"], name="track_created"),
+            models.Index(fields=["-created_at", "-id"], name="track_created"),
             models.Index(fields=["owner", "-created_at"], name="track_owner_created"),
             models.Index(
                 fields=["visibility", "-created_at"], name="track_visibility_created"

@@ -41,7 +41,7 @@ SHA256_PREFIX = re.compile(r"[0-9a-f]{6,64}")
 def track_search(*, queryset: QuerySet[Track], term: str) -> QuerySet[Track]:
     """Tracks matching a staff search, each arm one an index serves on
     PostgreSQL: the exact id, a SHA-256 prefix (six hex digits or more), an
-    owner's exact username (looked up first, so the arm is a plain
+    owner's username, exactly (looked up first, so the arm is a plain
     `owner_id IN (...)`), or a piece of the title (the trigram index)."""
     term = term.strip()
     if not term:
@@ -52,9 +52,7 @@ def track_search(*, queryset: QuerySet[Track], term: str) -> QuerySet[Track]:
     if SHA256_PREFIX.fullmatch(term.lower()):
         match |= Q(sha256__startswith=term.lower())
     owners = list(
-        get_user_model()
-        .objects.filter(username__iexact=term)
-        .values_list("pk", flat=True)[:10]
+        get_user_model().objects.filter(username=term).values_list("pk", flat=True)[:10]
     )
     if owners:
         match |= Q(owner_id__in=owners)

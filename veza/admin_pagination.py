@@ -8,23 +8,32 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 
-# Below this many rows (as PostgreSQL estimates them) counting is cheap, and
-# an exact figure is worth it.
-EXACT_COUNT_BELOW = 10_000
+# Counting this many rows is cheap (an index walk of a few milliseconds);
+# past it a filtered list says "10,000" and its pages stop there.
+COUNT_CAP = 10_000
 
 
 class EstimatedCountPaginator(Paginator[Any]):
-    """On PostgreSQL, a large result's count is the planner's estimate
-    (`EXPLAIN`, no rows read); small ones, and other databases, count."""
+    """Counts that stay cheap at a million rows.
+
+    The whole table, on PostgreSQL: the planner's estimate (`EXPLAIN`, no
+    rows read; as good as the table's statistics). A filtered or searched
+    list: counted exactly up to COUNT_CAP rows, since the planner's guess
+    for a filter can be far off and the admin builds its page links from the
+    count. Other databases count."""
 
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
-        query = getattr(queryset, "query", None)
-        db = getattr(queryset, "db", "default")
-        if query is None or connections[db].vendor != "postgresql":
+        if not isinstance(queryset, QuerySet):
             return super().count
+        query, db = queryset.query, queryset.db
+        if connections[db].vendor != "postgresql":
+            return super().count
+        if query.where:
+            return min(queryset[: COUNT_CAP + 1].count(), COUNT_CAP)
         sql, params = query.sql_with_params()
         with connections[db].cursor() as cursor:
             cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
@@ -32,4 +41,4 @@ class EstimatedCountPaginator(Paginator[Any]):
         if isinstance(plan, str):
             plan = json.loads(plan)
         estimate = int(plan[0]["Plan"]["Plan Rows"])
-        return super().count if estimate < EXACT_COUNT_BELOW else estimate
+        return super().count if estimate < COUNT_CAP else estimate

@@ -48,8 +48,9 @@ def _credentials(entry: tuple[Any, ...]) -> tuple[Any, Token]:
 
 
 def _instance(model: type[Model], db: str | None, columns: dict[str, Any]) -> Any:
-    # Every column, in the model's field order (what from_db takes).
-    names = [f.attname for f in model._meta.concrete_fields]
+    # In the model's field order (what from_db takes); a column the entry
+    # lacks (one added since it was cached) is deferred, read on first use.
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in columns]
     return model.from_db(db, names, [columns[name] for name in names])
 
 

@@ -14,7 +14,7 @@ from veza.errors import InvalidParameter
 
 
 class NewestFirstPagination(CursorPagination):
-    """DRF's cursor pagination on `-created_at`, which an index serves.
+    """DRF's cursor pagination on `-created_at, -id`, which an index serves.
 
     A page is `{"next", "previous", "results"}`: no total (a COUNT(*) of a
     million rows per call) and no page numbers (an OFFSET walks every row
@@ -22,7 +22,9 @@ class NewestFirstPagination(CursorPagination):
     mistake, a 400 `invalid_cursor`; `?page=` (the old page numbers) is
     refused rather than silently answered with the first page."""
 
-    ordering = "-created_at"
+    # The id breaks ties: DRF steps through rows of one created_at by an
+    # offset, which needs their order to be the same on every request.
+    ordering = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200

@@ -312,10 +312,11 @@ def test_copying_a_claimed_row_makes_no_query(
         ["--to", "s3", "--dry-run"],
         ["--to", "s3"],
         ["--to", "s3", "--enqueue", "2"],
+        ["--to", "local"],
         ["--verify-only", "--to", "s3"],
         ["--purge-local", "--older-than", "0", "--dry-run"],
     ],
-    ids=["dry-run", "run", "enqueue", "verify", "purge"],
+    ids=["dry-run", "run", "enqueue", "to-local", "verify", "purge"],
 )
 def test_every_mode_that_needs_s3_names_the_missing_settings_first(
     user, settings, args

@@ -51,8 +51,7 @@ def storage_migrate(
     verification. A crash at any point leaves rows that the next run (or a
     runner elsewhere, once the leases run out) reconciles.
     """
-    if options.target == "s3":
-        s3_require()
+    s3_require()  # a move either way reads from S3 or writes to it
     return _Runner(options, progress).run()
 
 

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name="track",
-            index=models.Index(fields=["-created_at"], name="track_created"),
+            index=models.Index(fields=["-created_at", "-id"], name="track_created"),
         ),
     ]

@@ -111,7 +111,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # Whatever the mode, a missing S3 setting is named before any work
         # (a dry run included), not found by the first copy.
-        needs_s3 = options["purge_local"] or options["to"] == "s3"
+        if options["verify_only"]:
+            to = options["to"]
+            needs_s3 = to == "s3" or (to is None and settings.AWS_S3_ENABLED)
+        else:
+            # A move reads from S3 or writes to it; a purge checks it.
+            needs_s3 = options["purge_local"] or options["to"] is not None
         if needs_s3:
             try:
                 s3_require()
