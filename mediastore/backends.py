@@ -45,6 +45,7 @@ from mediastore.files import (
     read_for_copy,
 )
 from veza import metrics
+from veza.config import s3_settings_missing
 
 if TYPE_CHECKING:
     from mediastore.s3 import S3MediaStorage
@@ -370,20 +371,15 @@ def storage_backends_in_use() -> list[str]:
     return ["local", "s3"] if settings.AWS_S3_ENABLED else ["local"]
 
 
-def s3_missing_settings() -> list[str]:
-    """The settings S3 needs that are off or empty (none when it is ready)."""
-    needed = (
-        ("AWS_S3_ENABLED", settings.AWS_S3_ENABLED),
-        ("AWS_STORAGE_BUCKET_NAME", settings.AWS_STORAGE_BUCKET_NAME),
-        ("AWS_ACCESS_KEY_ID", settings.AWS_ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", settings.AWS_SECRET_ACCESS_KEY),
-    )
-    return [name for name, value in needed if not value]
-
-
 def s3_require() -> None:
     """Raise S3NotConfigured, naming what is missing, unless S3 is usable."""
-    missing = s3_missing_settings()
+    missing = ([] if settings.AWS_S3_ENABLED else ["AWS_S3_ENABLED"]) + (
+        s3_settings_missing(
+            bucket=settings.AWS_STORAGE_BUCKET_NAME,
+            access_key=settings.AWS_ACCESS_KEY_ID,
+            secret_key=settings.AWS_SECRET_ACCESS_KEY,
+        )
+    )
     if missing:
         raise S3NotConfigured(
             "S3 is not configured: set " + ", ".join(missing) + ".",

@@ -7,6 +7,7 @@ from typing import Any
 from django_tasks import task
 
 from tracks.errors import MigrationFailed
+from tracks.migration.reporting import failures_text
 from tracks.migration.runner import MoveOptions, storage_migrate
 from tracks.models import MigrationRunStatus
 
@@ -39,10 +40,9 @@ def tracks_move(
     # A run that left rows behind is a failed task, as the command exits
     # non-zero: the task list must not call it SUCCESSFUL.
     if run.status != MigrationRunStatus.SUCCEEDED:
-        failures = ", ".join(f"{k}={v}" for k, v in sorted(run.failures.items()) if v)
         raise MigrationFailed(
             f"Run {run.pk} to {target} {run.status}: {run.failed + run.skipped} "
-            f"track(s) did not move ({failures or 'interrupted'}).",
+            f"track(s) did not move ({failures_text(run) or 'interrupted'}).",
             details=summary,
         )
     return summary

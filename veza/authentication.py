@@ -64,20 +64,6 @@ def token_key(header: str, *, keyword: str = TokenAuthentication.keyword) -> str
     return None
 
 
-def token_credentials_cached(key: str) -> tuple[Any, Token] | None:
-    """The (user, token) cached for `key`; None if not cached or no cache.
-
-    Counts a hit, never a miss: whoever then looks the key up counts that.
-    """
-    if settings.API_TOKEN_CACHE_SECONDS <= 0:
-        return None
-    entry = cache.get(_cache_key(key))
-    if entry is None:
-        return None
-    _HIT.inc()
-    return _credentials(entry)
-
-
 class CachedTokenAuthentication(TokenAuthentication):
     """DRF token auth that remembers the user for API_TOKEN_CACHE_SECONDS.
 
@@ -99,9 +85,10 @@ class CachedTokenAuthentication(TokenAuthentication):
         ttl = settings.API_TOKEN_CACHE_SECONDS
         if ttl <= 0:
             return super().authenticate_credentials(key)
-        cached = token_credentials_cached(key)
-        if cached is not None:
-            return cached
+        entry = cache.get(_cache_key(key))
+        if entry is not None:
+            _HIT.inc()
+            return _credentials(entry)
         _MISS.inc()
         user, token = super().authenticate_credentials(key)
         cache.set(_cache_key(key), _cache_entry(user, token), ttl)

@@ -118,15 +118,11 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
         )
         backend = "local"
     if raw.s3_enabled or raw.track_storage_backend == "s3":
-        missing = [
-            name
-            for name, value in (
-                ("AWS_STORAGE_BUCKET_NAME", raw.s3_bucket),
-                ("AWS_ACCESS_KEY_ID", raw.s3_access_key),
-                ("AWS_SECRET_ACCESS_KEY", raw.s3_secret_key),
-            )
-            if not value
-        ]
+        missing = s3_settings_missing(
+            bucket=raw.s3_bucket,
+            access_key=raw.s3_access_key,
+            secret_key=raw.s3_secret_key,
+        )
         if missing:
             problems.append(
                 Problem(
@@ -456,3 +452,16 @@ def webrtc_problems(raw: RawConfig) -> list[Problem]:
 def is_fatal(problem: Problem, *, veza_env: str) -> bool:
     """Production stops on every problem; elsewhere only on the unsafe ones."""
     return problem.fatal_everywhere or veza_env == "production"
+
+
+def s3_settings_missing(*, bucket: str, access_key: str, secret_key: str) -> list[str]:
+    """The variables S3 needs beside AWS_S3_ENABLED that are left empty."""
+    return [
+        name
+        for name, value in (
+            ("AWS_STORAGE_BUCKET_NAME", bucket),
+            ("AWS_ACCESS_KEY_ID", access_key),
+            ("AWS_SECRET_ACCESS_KEY", secret_key),
+        )
+        if not value
+    ]

@@ -93,6 +93,11 @@ def run_text(run: StorageMigrationRun) -> str:
     return "\n".join(lines)
 
 
+def failures_text(run: StorageMigrationRun) -> str:
+    """`reason=count, ...` of a run's failures, for one-line messages."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(run.failures.items()) if v)
+
+
 class ProgressReporter:
     """A bar on a terminal, a line every 5 s otherwise (logs, CI)."""
 

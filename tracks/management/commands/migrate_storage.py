@@ -19,6 +19,7 @@ from tracks.migration.plan import migration_plan
 from tracks.migration.reporting import (
     ProgressReporter,
     attached_text,
+    failures_text,
     megabytes,
     run_summary,
     run_text,
@@ -167,7 +168,7 @@ class Command(BaseCommand):
         ):
             raise CommandError(
                 f"{run.failed + run.skipped} track(s) did not move: "
-                + ", ".join(f"{k}={v}" for k, v in sorted(failures.items()))
+                + failures_text(run)
                 + ". See the admin's storage page or `--verify-only`; rerun to retry."
             )
 
