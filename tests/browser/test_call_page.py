@@ -142,7 +142,11 @@ def test_relay_only_calls_go_through_coturn(
         place_and_answer(alice, bob, other_user)
         for page in (alice, bob):
             pair = page.evaluate("window.vezaCalls.selectedCandidatePair()")
-            assert pair == {"local": "relay", "remote": "relay"}
+            # Each side sends only from its coturn allocation. The peer's
+            # relay address is typed "prflx" when its connectivity check
+            # arrives before its trickled candidate (seen once in CI).
+            assert pair["local"] == "relay", pair
+            assert pair["remote"] in ("relay", "prflx"), pair
         hang_up(alice, bob)
     finally:
         server.stop()
