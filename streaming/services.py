@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from streaming.playlists import MASTER_NAME, master_playlist, media_playlist
 from streaming.renditions import INIT_NAME, PLAYLIST_NAME, PackageOutput, PackagingError
 from tracks.models import Track
 from veza import metrics
+from veza.errors import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +93,33 @@ def hls_package_request(*, track: Track, force: bool = False) -> HlsPackage:
     A package already ready (or being built under a live lease) is returned
     as it is, unless `force`: then it is built again into the same directory.
     """
-    from streaming.tasks import hls_package_task
-
     package_settings = hls_package_settings()
     content_hash = hls_content_hash(track=track, package_settings=package_settings)
+    try:
+        return _hls_package_queue(
+            track=track,
+            content_hash=content_hash,
+            package_settings=package_settings,
+            force=force,
+        )
+    except IntegrityError:
+        # The track was deleted after the caller read it (from another
+        # process's cache, or a moment before): its package has no row to
+        # point at, which the foreign key finds at commit.
+        if not Track.objects.filter(pk=track.pk).exists():
+            raise NotFound("No such track.", code="track_not_found") from None
+        raise
+
+
+def _hls_package_queue(
+    *,
+    track: Track,
+    content_hash: str,
+    package_settings: dict[str, Any],
+    force: bool,
+) -> HlsPackage:
+    from streaming.tasks import hls_package_task
+
     with transaction.atomic():
         package, created = HlsPackage.objects.select_for_update().get_or_create(
             content_hash=content_hash,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class DomainError(Exception):
@@ -11,6 +11,8 @@ class DomainError(Exception):
     status_code = 400
     code = "bad_request"
     default_message = "The request could not be processed."
+    # Response headers the status calls for (a 401's challenge).
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -30,6 +32,13 @@ class NotFound(DomainError):
     status_code = 404
     code = "not_found"
     default_message = "Not found."
+
+
+class InvalidCredentials(DomainError):
+    status_code = 401
+    code = "invalid_credentials"
+    default_message = "No active account has this username and password."
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Token"}
 
 
 class Forbidden(DomainError):

@@ -35,7 +35,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """Answer every API error with one shape; None lets DRF answer a 500."""
     if isinstance(exc, DomainError):
         return Response(
-            error_body(exc.code, exc.message, exc.details), status=exc.status_code
+            error_body(exc.code, exc.message, exc.details),
+            status=exc.status_code,
+            headers=exc.headers,
         )
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
@@ -87,5 +89,5 @@ def error_response(
     return JsonResponse(
         error_body(exc.code, exc.message, exc.details),
         status=status or exc.status_code,
-        headers=headers,
+        headers={**exc.headers, **(headers or {})},
     )

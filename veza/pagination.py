@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from base64 import b64decode
 from typing import Any
 
@@ -19,8 +20,8 @@ class NewestFirstPagination(CursorPagination):
     A page is `{"next", "previous", "results"}`: no total (a COUNT(*) of a
     million rows per call) and no page numbers (an OFFSET walks every row
     before the page). A cursor that does not decode is the client's
-    mistake, a 400 `invalid_cursor`; `?page=` (the old page numbers) is
-    refused rather than silently answered with the first page."""
+    mistake, a 400 `invalid_cursor`; `?page=` (the old page numbers) and a
+    page_size out of range are refused rather than silently answered."""
 
     # The id breaks ties: DRF steps through rows of one created_at by an
     # offset, which needs their order to be the same on every request.
@@ -28,6 +29,45 @@ class NewestFirstPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        # DRF falls back to the default on a page_size it cannot read; a
+        # client asking for "abc" or 1000 rows gets told instead.
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not re.fullmatch(r"[0-9]{1,9}", value) or not (
+            1 <= int(value) <= self.max_page_size
+        ):
+            raise InvalidParameter(
+                f"page_size is a whole number from 1 to {self.max_page_size}.",
+                details={"parameter": self.page_size_query_param},
+            )
+        return int(value)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Opaque position in the list: take it from a "
+                "page's `next` or `previous` link, never build one.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Items per page.",
+                "schema": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": self.max_page_size,
+                    "default": self.page_size,
+                },
+            },
+        ]
 
     def paginate_queryset(
         self, queryset: Any, request: Request, view: Any = None

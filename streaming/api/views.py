@@ -17,7 +17,7 @@ from streaming.playback import hls_master_url
 from streaming.selectors import hls_package_for_track
 from streaming.services import hls_package_request
 from tracks import selectors as track_selectors
-from tracks.api.serializers import ErrorOutputSerializer
+from veza.openapi import error_responses
 
 
 class TrackHlsView(APIView):
@@ -26,14 +26,9 @@ class TrackHlsView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses={
-            200: HlsOutputSerializer,
-            401: ErrorOutputSerializer,
-            404: ErrorOutputSerializer,
-            451: ErrorOutputSerializer,
-            503: ErrorOutputSerializer,
-        },
+        responses={200: HlsOutputSerializer, **error_responses(401, 404, 451, 503)},
         operation_id="tracks_hls",
+        summary="Play a track over HLS",
         description=(
             "The track's HLS master playlist URL, valid until `expires_at`. "
             "Its relative URIs carry the authorisation (a token in the path, "

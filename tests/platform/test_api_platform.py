@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -29,7 +30,7 @@ def test_token_exchange_refuses_bad_credentials(api_client, user):
     response = api_client.post(
         "/api/v1/auth/token", {"username": "alice", "password": "nope"}
     )
-    assert_error(response, 400, "invalid")
+    assert_error(response, 401, "invalid_credentials")
     assert_error(api_client.post("/api/v1/auth/token", {}), 400, "invalid")
 
 
@@ -238,3 +239,20 @@ def test_the_favicon_is_served(client):
     icon = client.get(response["Location"])
     assert icon.status_code == 200
     assert b"<svg" in b"".join(icon.streaming_content)
+
+
+def test_the_token_endpoint_limits_tries_per_client(api_client, user):
+    cache.clear()
+    try:
+        for _ in range(30):
+            response = api_client.post(
+                "/api/v1/auth/token", {"username": "alice", "password": "nope"}
+            )
+            assert response.status_code == 401
+        response = api_client.post(
+            "/api/v1/auth/token", {"username": "alice", "password": "alice-pass-123"}
+        )
+        assert_error(response, 429, "throttled")
+        assert "Retry-After" in response
+    finally:
+        cache.clear()

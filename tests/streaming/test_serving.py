@@ -28,6 +28,7 @@ from streaming.services import (
 from tests.streaming.conftest import package_track
 from tests.tracks.helpers import assert_error, create_track
 from tracks.models import Track
+from veza.errors import NotFound
 
 pytestmark = pytest.mark.django_db
 
@@ -213,7 +214,9 @@ def test_anonymous_listeners_play_public_and_unlisted_tracks(
     api_client, auth_client, track, package
 ):
     assert hls(api_client, track.pk)["status"] == "ready"
-    auth_client.patch(f"/api/v1/tracks/{track.pk}/", {"visibility": "unlisted"})
+    auth_client.patch(
+        f"/api/v1/tracks/{track.pk}/", {"visibility": "unlisted"}, format="json"
+    )
     assert hls(api_client, track.pk)["status"] == "ready"
 
 
@@ -838,3 +841,15 @@ def test_origin_serves_packages_on_s3(
     assert "X-Accel-Redirect" not in auth_client.get(path_of(urljoin(master, name)))
     assert auth(auth_client, path_of(master))["X-Veza-Backend"] == "s3"
     assert track.pk == package.track_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_package_for_a_track_deleted_meanwhile_is_a_404(auth_client, wav_file):
+    """Another process may still have the track's playback columns cached
+    after it was deleted: queueing its package finds no row, a 404."""
+    track = Track.objects.get(pk=create_track(auth_client, wav_file.read_bytes())["id"])
+    Track.objects.filter(pk=track.pk).delete()
+    with pytest.raises(NotFound) as raised:
+        hls_package_request(track=track)
+    assert raised.value.code == "track_not_found"
+    assert not HlsPackage.objects.exists()

@@ -8,8 +8,13 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiRequest,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,23 +22,22 @@ from rest_framework.views import APIView
 
 from tracks import selectors, services
 from tracks.api.serializers import (
-    ErrorOutputSerializer,
     PlaybackUrlOutputSerializer,
     TrackCreateInputSerializer,
     TrackOutputSerializer,
     TrackUpdateInputSerializer,
 )
 from tracks.errors import UploadMissing
+from tracks.media_types import FORMATS
 from tracks.playback import Kind, track_playback_url
 from tracks.uploads import HashingUploadHandler, StagedUpload
+from veza.errors import InvalidParameter
+from veza.openapi import error_responses
 from veza.pagination import NewestFirstPagination
 
-ERRORS = {
-    400: ErrorOutputSerializer,
-    401: ErrorOutputSerializer,
-    403: ErrorOutputSerializer,
-    404: ErrorOutputSerializer,
-}
+# The formats an upload may be in, as the multipart part's media types. The
+# server reads the bytes, not the part's Content-Type, to tell.
+AUDIO_MEDIA_TYPES = ", ".join(sorted({f.mime_type for f in FORMATS.values()}))
 
 
 class TrackListView(APIView):
@@ -67,8 +71,12 @@ class TrackListView(APIView):
         return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
-        responses={200: TrackOutputSerializer(many=True), **ERRORS},
+        responses={200: TrackOutputSerializer(many=True), **error_responses(400, 401)},
         operation_id="tracks_list",
+        summary="List tracks",
+        description="Your tracks and every public one, newest first, a page "
+        "at a time. Follow `next` for the following page; 400 "
+        "`invalid_cursor` for a cursor the list did not give out.",
     )
     def get(self, request: Request) -> Response:
         tracks = selectors.track_list_visible(user=request.user)
@@ -79,15 +87,24 @@ class TrackListView(APIView):
         )
 
     @extend_schema(
-        request={"multipart/form-data": TrackCreateInputSerializer},
+        request={
+            "multipart/form-data": OpenApiRequest(
+                TrackCreateInputSerializer,
+                encoding={"file": {"contentType": AUDIO_MEDIA_TYPES}},
+            )
+        },
         responses={
             201: TrackOutputSerializer,
-            413: ErrorOutputSerializer,
-            415: ErrorOutputSerializer,
-            503: ErrorOutputSerializer,
-            **ERRORS,
+            **error_responses(400, 401, 403, 413, 415, 503),
         },
         operation_id="tracks_upload",
+        summary="Upload a track",
+        description="Store an audio file (the multipart part `file`) as a new "
+        "track. The bytes decide the format: a file that is not decodable "
+        "audio in one of the listed formats is a 415 (`not_audio`, "
+        "`undecodable_audio`, `truncated_audio`, `no_duration`), an empty one "
+        "a 400 `empty_file`, one above the size limit a 413. 403 is a "
+        "session caller without the CSRF token.",
     )
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("file")
@@ -105,10 +122,16 @@ class TrackListView(APIView):
 
 
 class TrackDetailView(APIView):
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    # JSON only: form encodings have no way to say "an empty title" from
+    # "no title", and Django's multipart parser skips parts it cannot read.
+    parser_classes = [JSONParser]
 
     @extend_schema(
-        responses={200: TrackOutputSerializer, **ERRORS}, operation_id="tracks_retrieve"
+        responses={200: TrackOutputSerializer, **error_responses(401, 404)},
+        operation_id="tracks_retrieve",
+        summary="Get a track",
+        description="One of your tracks, or a public or unlisted one; 404 "
+        "`track_not_found` for any other id.",
     )
     def get(self, request: Request, track_id: str) -> Response:
         track = selectors.track_get_visible(user=request.user, track_id=track_id)
@@ -116,8 +139,11 @@ class TrackDetailView(APIView):
 
     @extend_schema(
         request=TrackUpdateInputSerializer,
-        responses={200: TrackOutputSerializer, **ERRORS},
+        responses={200: TrackOutputSerializer, **error_responses(400, 401, 403, 404)},
         operation_id="tracks_update",
+        summary="Change a track",
+        description="Retitle one of your tracks or change who may play it. "
+        "Making a track private takes it off the public list at once.",
     )
     def patch(self, request: Request, track_id: str) -> Response:
         track = selectors.track_get_owned(user=request.user, track_id=track_id)
@@ -126,11 +152,20 @@ class TrackDetailView(APIView):
         track = services.track_update(track=track, **data.validated_data)
         return Response(TrackOutputSerializer(track).data)
 
-    @extend_schema(responses={204: None, **ERRORS}, operation_id="tracks_delete")
+    @extend_schema(
+        responses={204: None, **error_responses(401, 403, 404)},
+        operation_id="tracks_delete",
+        summary="Delete a track",
+        description="Delete one of your tracks with its stored bytes and HLS package.",
+    )
     def delete(self, request: Request, track_id: str) -> Response:
         track = selectors.track_get_owned(user=request.user, track_id=track_id)
         services.track_delete(track=track)
         return Response(status=204)
+
+
+# `?redirect=`: the values a boolean query parameter is written as.
+REDIRECT_VALUES = {"true": True, "1": True, "false": False, "0": False}
 
 
 class TrackPlaybackView(APIView):
@@ -138,26 +173,51 @@ class TrackPlaybackView(APIView):
     # JSON in debug too, where the browsable API is on for the other views.
     renderer_classes = [JSONRenderer]
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("redirect", bool, description="Answer 302 to the URL.")
-        ],
-        responses={200: PlaybackUrlOutputSerializer, 302: None, **ERRORS},
-    )
     def get(self, request: Request, track_id: str) -> HttpResponseBase:
+        redirect = REDIRECT_VALUES.get(request.query_params.get("redirect", "false"))
+        if redirect is None:
+            raise InvalidParameter(
+                "redirect is true or false.", details={"parameter": "redirect"}
+            )
         track = selectors.track_get_playable(user=request.user, track_id=track_id)
         url = track_playback_url(
             track=track, kind=self.kind, origin_base=request.build_absolute_uri("/")
         )
-        if request.query_params.get("redirect") in ("1", "true"):
+        if redirect:
             return HttpResponseRedirect(url.url)
         expires = dt.datetime.fromtimestamp(url.expires_at, tz=dt.UTC)
         return Response({"url": url.url, "expires_at": expires, "source": url.source})
 
 
+def _playback_schema(kind: Kind, summary: str, use: str) -> Any:
+    schema = extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "redirect",
+                str,
+                enum=list(REDIRECT_VALUES),
+                description="`true` (or `1`): answer 302 to the URL instead of JSON.",
+            )
+        ],
+        responses={
+            200: PlaybackUrlOutputSerializer,
+            302: None,
+            **error_responses(400, 401, 404, 451),
+        },
+        operation_id=f"tracks_{kind}",
+        summary=summary,
+        description=f"A signed URL {use}, valid until `expires_at`: from the "
+        "CDN when one is configured, else presigned S3 or this server's "
+        "origin. 451 `track_taken_down` for a track taken down.",
+    )
+    return extend_schema_view(get=schema)
+
+
+@_playback_schema("stream", "Stream a track", "to play the original file")
 class TrackStreamView(TrackPlaybackView):
     kind = "stream"
 
 
+@_playback_schema("download", "Download a track", "that downloads the original")
 class TrackDownloadView(TrackPlaybackView):
     kind = "download"

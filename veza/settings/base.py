@@ -389,7 +389,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "veza.pagination.NewestFirstPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "veza.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "veza.exception_handler.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # JSON only outside debug: /api/docs/ documents the API.
@@ -400,8 +400,22 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Veza media API",
-    "DESCRIPTION": "Track storage and playback, CDN signing, HLS and calls.",
+    "DESCRIPTION": "Track storage and playback, CDN signing, HLS and calls. "
+    'Every error is JSON: `{"error": {"code", "message", "details"}}`, '
+    "`code` stable. Authenticate with `Authorization: Token <key>` (from "
+    "`POST /api/v1/auth/token`) or the browser's session.",
     "VERSION": "1",
+    # One tag per app (veza.openapi.AutoSchema), in the order the docs show.
+    "TAGS": [
+        {"name": "veza", "description": "API tokens."},
+        {"name": "tracks", "description": "Upload, list, change and play tracks."},
+        {"name": "streaming", "description": "HLS playback of tracks."},
+        {"name": "webrtc", "description": "Calls: ICE servers, tickets, history."},
+    ],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "veza.openapi.add_links",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",

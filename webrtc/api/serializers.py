@@ -9,18 +9,6 @@ from rest_framework import serializers
 from webrtc.models import Call
 
 
-class CallErrorDetailSerializer(serializers.Serializer[Any]):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-
-
-class CallErrorOutputSerializer(serializers.Serializer[Any]):
-    """The API's one error shape (named apart from the tracks app's copy)."""
-
-    error = CallErrorDetailSerializer()
-
-
 class IceServerOutputSerializer(serializers.Serializer[Any]):
     urls = serializers.ListField(child=serializers.CharField())
     username = serializers.CharField(required=False)

@@ -12,11 +12,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from veza.openapi import error_responses
 from veza.pagination import NewestFirstPagination
 from webrtc import ice, selectors, tickets
-from webrtc.api.serializers import (
-    CallErrorOutputSerializer as ErrorOutputSerializer,
-)
 from webrtc.api.serializers import (
     CallOutputSerializer,
     IceConfigOutputSerializer,
@@ -53,8 +51,9 @@ class IceConfigView(APIView):
     throttle_classes = [IceConfigThrottle]
 
     @extend_schema(
-        responses={200: IceConfigOutputSerializer, 429: ErrorOutputSerializer},
+        responses={200: IceConfigOutputSerializer, **error_responses(429)},
         operation_id="webrtc_config",
+        summary="Get ICE servers",
         description="ICE servers for RTCPeerConnection. TURN servers and "
         "credentials only for authenticated users (unless anonymous TURN is "
         "allowed); `ttl` is the lifetime of TURN REST credentials.",
@@ -69,14 +68,12 @@ class CallTicketView(APIView):
 
     @extend_schema(
         request=None,
-        responses={
-            201: TicketOutputSerializer,
-            401: ErrorOutputSerializer,
-            429: ErrorOutputSerializer,
-        },
+        responses={201: TicketOutputSerializer, **error_responses(401, 403, 429)},
         operation_id="calls_ticket",
+        summary="Get a signaling ticket",
         description="A one-time ticket for `/ws/calls/?ticket=...`, valid "
-        "60 seconds, for API clients without a session cookie.",
+        "60 seconds, for API clients without a session cookie. 403 is a "
+        "session caller without the CSRF token.",
     )
     def post(self, request: Request) -> Response:
         ticket, ttl = tickets.ticket_issue(user_id=cast(int, request.user.pk))
@@ -92,8 +89,12 @@ class CallListView(APIView):
     pagination_class = NewestFirstPagination
 
     @extend_schema(
-        responses={200: CallOutputSerializer(many=True), 401: ErrorOutputSerializer},
+        responses={200: CallOutputSerializer(many=True), **error_responses(400, 401)},
         operation_id="calls_list",
+        summary="List your calls",
+        description="Calls you made or received, newest first, a page at a "
+        "time. Follow `next` for the following page; 400 `invalid_cursor` for "
+        "a cursor the list did not give out.",
     )
     def get(self, request: Request) -> Response:
         calls = selectors.call_list_for_user(user=request.user)
