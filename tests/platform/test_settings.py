@@ -179,3 +179,18 @@ def test_daphne_stops_at_start_on_a_bad_production_configuration(var_dir):
     )
     assert result.returncode != 0
     assert "veza.E002 TRACK_STORAGE_BACKEND" in result.stderr
+
+
+def test_a_django_warning_is_logged_once_in_development(var_dir):
+    result = run_manage(
+        "shell",
+        "-v0",
+        "-c",
+        "import logging; logging.getLogger('django.request').warning('probe-42')",
+        VEZA_VAR_DIR=var_dir,
+        DJANGO_DEBUG="true",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "probe-42" in line]
+    assert len(lines) == 1, result.stderr
+    assert "WARNING django.request probe-42" in lines[0]

@@ -457,4 +457,8 @@ LOGGING = {
         "handlers": ["console"],
         "level": env.str("DJANGO_LOG_LEVEL", default="INFO"),
     },
+    # Django's default logging gives "django" its own console handler when
+    # DEBUG is on, and the records also reach the root's: every warning of
+    # `make run` was printed twice. The root's handler prints them once.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
