@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from veza import metrics
 from veza.errors import DomainError
 from webrtc import ice, selectors, services, tickets
-from webrtc.errors import BadMessage, PeerUnreachable
+from webrtc.errors import BadMessage, InvalidCallee, PeerUnreachable
 from webrtc.models import CallMedia, CallState
 
 logger = logging.getLogger(__name__)
@@ -207,6 +207,15 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             metrics.WEBRTC_SIGNALING_MESSAGES.labels(kind, "error").inc()
             await self._error(error.code, error.message, ref=ref)
             return
+        except Exception:
+            # A value no check foresaw must not close the socket (Channels
+            # would, with 1011) and end the user's call with it.
+            logger.exception("signaling: %s failed", kind)
+            metrics.WEBRTC_SIGNALING_MESSAGES.labels(kind, "error").inc()
+            await self._error(
+                "internal_error", "The message could not be handled.", ref=ref
+            )
+            return
         metrics.WEBRTC_SIGNALING_MESSAGES.labels(kind, "ok").inc()
 
     async def _invalid(self, code: str, message: str, ref: Any = None) -> None:
@@ -233,9 +242,16 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             callee_id = int(to)
         except ValueError:
             raise BadMessage('"to" must be a user id.') from None
+        # Ids are positive 64-bit integers in every database; a larger one
+        # would overflow in the query rather than match nobody.
+        if not 0 < callee_id < 2**63:
+            raise InvalidCallee()
         media = message.get("media", CallMedia.AUDIO)
         if media not in CallMedia.values:
             raise BadMessage('"media" must be "audio" or "video".')
+        await database_sync_to_async(services.call_invite_admit)(
+            caller_id=self.user.pk, callee_id=callee_id
+        )
         outcome = await database_sync_to_async(services.call_invite)(
             caller=self.user,
             callee_id=callee_id,

@@ -39,6 +39,12 @@ class InvalidCallee(DomainError):
     default_message = "The callee is not a user that can be called."
 
 
+class TooManyInvites(DomainError):
+    status_code = 429
+    code = "too_many_invites"
+    default_message = "Too many calls in the last minute; try again later."
+
+
 class BadMessage(DomainError):
     code = "bad_message"
     default_message = "The message is not a valid signaling message."

@@ -8,11 +8,14 @@ broadcast before commit. Metrics are counted on commit.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -25,6 +28,7 @@ from webrtc.errors import (
     DuplicateCall,
     InvalidCallee,
     NotAParty,
+    TooManyInvites,
 )
 from webrtc.models import ACTIVE_STATES, Call, CallMedia, CallState, EndReason
 from webrtc.selectors import user_group
@@ -101,6 +105,24 @@ def _timeout_deliveries(call: Call) -> list[Delivery]:
         Delivery(frame, channel=call.caller_channel, route_channel=""),
         Delivery(frame, group=user_group(call.callee_id), route_channel=""),
     ]
+
+
+def call_invite_admit(*, caller_id: int, callee_id: int) -> None:
+    """Count an invite against the caller's and the callee's limits per minute.
+
+    In the shared cache, so a caller with many sockets (or a callee rung
+    from many) is limited across all of them and every process.
+    """
+    window = int(time.time() // 60)
+    for role, user_id in (("from", caller_id), ("to", callee_id)):
+        key = f"webrtc:invites:{role}:{user_id}:{window}"
+        cache.add(key, 0, timeout=120)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, count := 1, timeout=120)
+        if count > settings.WEBRTC_INVITES_PER_MINUTE:
+            raise TooManyInvites()
 
 
 @transaction.atomic
