@@ -92,7 +92,6 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
                 fatal_everywhere=True,
             )
         )
-    production = raw.veza_env == "production"
 
     backend = raw.track_storage_backend
     if backend not in STORAGE_BACKENDS:
@@ -161,32 +160,36 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
         )
         checksum_algorithm = ""
 
-    if production:
+    # Staging runs as production does: the same rules, as warnings there.
+    if raw.veza_env in ("staging", "production"):
         if raw.debug:
             problems.append(
                 Problem(
                     id="veza.E005",
                     variable="DJANGO_DEBUG",
-                    message="DEBUG is on in production.",
+                    message=f"DEBUG is on in {raw.veza_env}.",
                     fix="Set DJANGO_DEBUG=false.",
                 )
             )
-        if not raw.allowed_hosts:
+        if not raw.allowed_hosts or "*" in raw.allowed_hosts:
             problems.append(
                 Problem(
                     id="veza.E006",
                     variable="DJANGO_ALLOWED_HOSTS",
-                    message="ALLOWED_HOSTS is empty in production.",
+                    message="ALLOWED_HOSTS is empty or `*` (any Host header, "
+                    "so any host name in links the site writes).",
                     fix="Set DJANGO_ALLOWED_HOSTS to the comma-separated host "
                     "names the site answers on.",
                 )
             )
-        if len(raw.secret_key) < 32:
+        if _weak_secret(raw.secret_key):
             problems.append(
                 Problem(
                     id="veza.E007",
                     variable="DJANGO_SECRET_KEY",
-                    message="SECRET_KEY is missing or shorter than 32 characters.",
+                    message="SECRET_KEY is missing, shorter than 32 characters, "
+                    "of fewer than 5 different characters, or Django's insecure "
+                    "sample.",
                     fix="Set DJANGO_SECRET_KEY to a long random value, e.g. "
                     "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`.",
                 )
@@ -447,6 +450,12 @@ def webrtc_problems(raw: RawConfig) -> list[Problem]:
             )
         )
     return problems
+
+
+def _weak_secret(key: str) -> bool:
+    # Django's deploy check (security.W009) applies the same tests, but only
+    # when someone runs `check --deploy`; this rule stops production at start.
+    return len(key) < 32 or len(set(key)) < 5 or key.startswith("django-insecure-")
 
 
 def is_fatal(problem: Problem, *, veza_env: str) -> bool:

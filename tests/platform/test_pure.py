@@ -58,14 +58,16 @@ def test_any_satisfiable_range_lies_inside_the_file(size, first, length):
 
 @given(path=st.text(min_size=1, max_size=200), delta=st.integers(1, 10**6))
 def test_origin_tokens_verify_only_their_path_and_expiry(path, delta):
-    expires = int(time.time()) + delta
+    # A fixed "now": with delta 1 a slow example would otherwise expire.
+    now = int(time.time())
+    expires = now + delta
     token = origin_token(path, expires)
     assert "=" not in token
-    assert origin_token_valid(path, expires, token)
-    assert not origin_token_valid(path + "x", expires, token)
-    assert not origin_token_valid(path, expires + 1, token)
+    assert origin_token_valid(path, expires, token, now=now)
+    assert not origin_token_valid(path + "x", expires, token, now=now)
+    assert not origin_token_valid(path, expires + 1, token, now=now)
     assert not origin_token_valid(
-        path, expires, token[:-1] + ("A" if token[-1] != "A" else "B")
+        path, expires, token[:-1] + ("A" if token[-1] != "A" else "B"), now=now
     )
 
 
@@ -79,7 +81,7 @@ def raw(**overrides) -> config.RawConfig:
         "veza_env": "development",
         "debug": False,
         "allowed_hosts": ["veza.example"],
-        "secret_key": "k" * 50,
+        "secret_key": "Zq8-production-like-secret-for-tests-9fT3kLmN0pQrStUvWxYz",
         "track_storage_backend": "local",
         "s3_enabled": False,
         "s3_bucket": "",
@@ -134,6 +136,30 @@ def test_production_rules():
     assert [p.id for p in resolved.problems] == ["veza.E005", "veza.E006", "veza.E007"]
     assert all(config.is_fatal(p, veza_env="production") for p in resolved.problems)
     assert not any(config.is_fatal(p, veza_env="staging") for p in resolved.problems)
+
+
+@pytest.mark.parametrize(
+    "secret_key",
+    ["a" * 32, "abcd" * 16, "short-but-random-9fT3", "django-insecure-" + "x1y2z3" * 8],
+)
+def test_a_weak_secret_key_stops_production_and_warns_in_staging(secret_key):
+    for env in ("production", "staging"):
+        resolved = config.resolve(raw(veza_env=env, secret_key=secret_key))
+        assert [p.id for p in resolved.problems] == ["veza.E007"]
+    assert config.resolve(raw(secret_key=secret_key)).problems == []
+
+
+@pytest.mark.parametrize("hosts", [["*"], ["veza.example", "*"], []])
+def test_any_host_stops_production(hosts):
+    resolved = config.resolve(raw(veza_env="production", allowed_hosts=hosts))
+    assert [p.id for p in resolved.problems] == ["veza.E006"]
+
+
+def test_staging_warns_about_debug():
+    resolved = config.resolve(raw(veza_env="staging", debug=True))
+    assert [p.id for p in resolved.problems] == ["veza.E005"]
+    assert not config.is_fatal(resolved.problems[0], veza_env="staging")
+    assert config.resolve(raw(debug=True)).problems == []
 
 
 def test_unknown_environment_is_fatal_everywhere():

@@ -126,6 +126,27 @@ def test_production_refuses_debug_empty_hosts_and_no_secret(var_dir):
         assert needle in result.stderr
 
 
+def test_production_refuses_a_sample_secret_and_any_host(var_dir):
+    result = run_manage(
+        "check",
+        VEZA_VAR_DIR=var_dir,
+        **{**PRODUCTION, "DJANGO_SECRET_KEY": "a" * 32, "DJANGO_ALLOWED_HOSTS": "*"},
+    )
+    assert result.returncode != 0
+    assert "veza.E006 DJANGO_ALLOWED_HOSTS" in result.stderr
+    assert "veza.E007 DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_staging_warns_about_debug_and_starts(var_dir):
+    result = run_manage(
+        "check",
+        VEZA_VAR_DIR=var_dir,
+        **{**PRODUCTION, "VEZA_ENV": "staging", "DJANGO_DEBUG": "true"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "veza.W005" in result.stderr
+
+
 def test_development_warns_and_falls_back_to_local(var_dir):
     result = run_manage("check", VEZA_VAR_DIR=var_dir, TRACK_STORAGE_BACKEND="s3")
     assert result.returncode == 0, result.stderr
