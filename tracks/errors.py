@@ -33,6 +33,12 @@ class NoDuration(UnsupportedMedia):
     default_message = "The audio has no measurable duration."
 
 
+class TooLong(DomainError):
+    status_code = 422
+    code = "audio_too_long"
+    default_message = "The audio is longer than a track may be."
+
+
 class InvalidToken(Forbidden):
     code = "invalid_token"
     default_message = "The URL's token is invalid or has expired."

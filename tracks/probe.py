@@ -28,8 +28,13 @@ class ProbeResult:
     channels: int
 
 
-def probe_audio(path: Path) -> ProbeResult:
-    """Demux the whole file and decode its start; raise a 415 error if not audio."""
+def probe_audio(path: Path, *, max_seconds: float) -> ProbeResult:
+    """Demux the whole file and decode its start; raise a 415 error if not audio.
+
+    Audio longer than `max_seconds`, declared or found, is refused (422): a
+    small file can declare or hold hours (a silent FLAC, a low-rate Opus),
+    and every second costs packaging work and storage.
+    """
     if path.stat().st_size == 0:
         raise errors.EmptyUpload()
     try:
@@ -47,12 +52,16 @@ def probe_audio(path: Path) -> ProbeResult:
         declared = _declared_duration(container, stream)
         if container.format.name == "wav":
             declared = max(declared, _wav_declared_seconds(path, stream))
-        decoded, demuxed = _read(container, stream)
+        if declared > max_seconds:
+            raise _too_long(declared, max_seconds)
+        decoded, demuxed = _read(container, stream, max_seconds=max_seconds)
         if decoded <= 0:
             raise errors.Undecodable()
         duration = demuxed if demuxed > 0 else declared
         if duration <= 0:
             raise errors.NoDuration()
+        if duration > max_seconds:
+            raise _too_long(duration, max_seconds)
         if declared > 1 and demuxed < declared * (1 - TRUNCATION_TOLERANCE) - 0.5:
             raise errors.TruncatedAudio(
                 details={
@@ -67,6 +76,12 @@ def probe_audio(path: Path) -> ProbeResult:
             sample_rate=stream.codec_context.sample_rate or 0,
             channels=stream.codec_context.channels or 0,
         )
+
+
+def _too_long(seconds: float, max_seconds: float) -> errors.TooLong:
+    return errors.TooLong(
+        details={"duration_seconds": round(seconds, 3), "max_seconds": max_seconds}
+    )
 
 
 def _declared_duration(
@@ -102,9 +117,13 @@ def _wav_declared_seconds(path: Path, stream: av.AudioStream) -> float:
 
 
 def _read(
-    container: av.container.InputContainer, stream: av.AudioStream
+    container: av.container.InputContainer,
+    stream: av.AudioStream,
+    *,
+    max_seconds: float,
 ) -> tuple[float, float]:
-    """Seconds decoded at the start, and seconds of packets in the whole file."""
+    """Seconds decoded at the start, and seconds of packets in the whole file
+    (demuxing stops once they pass `max_seconds`)."""
     decoded = 0.0
     demuxed = 0.0
     try:
@@ -113,6 +132,8 @@ def _read(
                 continue
             if packet.duration and packet.time_base is not None:
                 demuxed += float(packet.duration * packet.time_base)
+                if demuxed > max_seconds:
+                    break
             if decoded < DECODE_CHECK_SECONDS:
                 for frame in packet.decode():
                     if frame.sample_rate:

@@ -46,7 +46,7 @@ def track_create(
 ) -> Track:
     """Probe, store and record an upload: the row exists only if the bytes do."""
     started = time.monotonic()
-    probe = probe_audio(upload.path)
+    probe = probe_audio(upload.path, max_seconds=settings.TRACK_MAX_DURATION_SECONDS)
     backend = settings.TRACK_STORAGE_BACKEND
     storage = storage_for(backend)
     track_id = uuid.uuid4()

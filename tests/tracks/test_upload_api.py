@@ -224,3 +224,41 @@ def test_upload_memory_does_not_hold_the_file(auth_client, audio_dir):
         response = auth_client.post(LIST_URL, {"file": f}, format="multipart")
     assert response.status_code == 201
     assert reverse("tracks-api:list") == LIST_URL
+
+
+@pytest.mark.parametrize("fmt", ["flac", "ogg"])
+def test_audio_longer_than_the_limit_is_422_and_leaves_nothing(
+    auth_client, settings, audio_dir, fmt
+):
+    settings.TRACK_MAX_DURATION_SECONDS = 2
+    path = make_audio(audio_dir / f"long3s.{suffix(fmt)}", fmt=fmt, seconds=3)
+    response = upload(auth_client, path.read_bytes(), name=path.name)
+    assert_error(response, 422, "audio_too_long")
+    details = response.json()["error"]["details"]
+    assert details["max_seconds"] == 2
+    assert details["duration_seconds"] > 2
+    assert Track.objects.count() == 0
+    assert stored_files(settings) == []
+    assert staging_files(settings) == []
+
+
+def test_a_header_declaring_hours_is_refused_before_reading(
+    auth_client, settings, wav_file
+):
+    """A WAV's data chunk claiming an hour: refused for its length, not
+    demuxed to the end and then called truncated."""
+    settings.TRACK_MAX_DURATION_SECONDS = 600
+    content = bytearray(wav_file.read_bytes())
+    data = content.index(b"data")
+    byte_rate = int.from_bytes(content[28:32], "little")
+    content[data + 4 : data + 8] = (byte_rate * 3600).to_bytes(4, "little")
+    response = upload(auth_client, bytes(content))
+    assert_error(response, 422, "audio_too_long")
+    assert response.json()["error"]["details"]["duration_seconds"] == pytest.approx(
+        3600
+    )
+
+
+def test_audio_at_the_limit_is_taken(auth_client, settings, wav_file):
+    settings.TRACK_MAX_DURATION_SECONDS = 3
+    assert upload(auth_client, wav_file.read_bytes()).status_code == 201

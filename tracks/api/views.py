@@ -95,7 +95,7 @@ class TrackListView(APIView):
         },
         responses={
             201: TrackOutputSerializer,
-            **error_responses(400, 401, 403, 413, 415, 503),
+            **error_responses(400, 401, 403, 413, 415, 422, 503),
         },
         operation_id="tracks_upload",
         summary="Upload a track",
@@ -103,7 +103,8 @@ class TrackListView(APIView):
         "track. The bytes decide the format: a file that is not decodable "
         "audio in one of the listed formats is a 415 (`not_audio`, "
         "`undecodable_audio`, `truncated_audio`, `no_duration`), an empty one "
-        "a 400 `empty_file`, one above the size limit a 413. 403 is a "
+        "a 400 `empty_file`, one above the size limit a 413, audio longer "
+        "than the duration limit a 422 `audio_too_long`. 403 is a "
         "session caller without the CSRF token.",
     )
     def post(self, request: Request) -> Response:

@@ -202,6 +202,8 @@ MEDIA_ROOT = Path(env.str("VEZA_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # ------------------------------------------------------------------------------
 _raw_backend = env.str("TRACK_STORAGE_BACKEND", default="local")
 TRACK_MAX_UPLOAD_BYTES = env.int("TRACK_MAX_UPLOAD_BYTES", default=512 * 1024 * 1024)
+# Longer audio, declared or found, is refused with 422 audio_too_long.
+TRACK_MAX_DURATION_SECONDS = env.int("TRACK_MAX_DURATION_SECONDS", default=2 * 3600)
 # How long a stream/download URL stays valid, in seconds.
 TRACK_URL_TTL = env.int("TRACK_URL_TTL", default=3600)
 VEZA_ACCEL_REDIRECT_PREFIX = env.str("VEZA_ACCEL_REDIRECT_PREFIX", default="")
