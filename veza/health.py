@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -11,6 +12,8 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+
+logger = logging.getLogger(__name__)
 
 
 @never_cache
@@ -52,13 +55,19 @@ def readiness_check_register(name: str, check: Callable[[], None]) -> None:
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 when every dependency answers; 503 naming the ones that do not."""
+    # Why a dependency is down can name paths, hosts and buckets: staff see
+    # it here, everyone else only which one; the log has it always.
+    detailed = request.user.is_authenticated and request.user.is_staff
     results: dict[str, dict[str, object]] = {}
     for name, check in CHECKS.items():
         started = time.monotonic()
         try:
             check()
         except Exception as exc:
-            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            logger.warning("readyz: %s is down: %s: %s", name, type(exc).__name__, exc)
+            results[name] = {"ok": False}
+            if detailed:
+                results[name]["error"] = f"{type(exc).__name__}: {exc}"
         else:
             results[name] = {"ok": True}
         results[name]["ms"] = round((time.monotonic() - started) * 1000, 1)

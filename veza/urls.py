@@ -2,13 +2,13 @@
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
-from django_prometheus import exports
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from veza import health
 from veza.api_routes import api_unmatched
 from veza.auth_views import AuthTokenView
 from veza.favicon import favicon
+from veza.metrics_access import metrics
 from webrtc.api.views import IceConfigView
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -33,7 +33,7 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("metrics", exports.ExportToDjangoView, name="metrics"),
+    path("metrics", metrics, name="metrics"),
     path("", include("tracks.urls")),
     path("", include("webrtc.urls")),
     path("", include("streaming.urls")),

@@ -174,6 +174,41 @@ def test_readyz_is_503_when_storage_is_down(client, s3, settings):
     assert body["details"]["database"]["ok"] is True
 
 
+def test_readyz_tells_why_to_staff_only(client, s3, settings, staff_user, caplog):
+    settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    anonymous = client.get("/readyz").json()["error"]["details"]["storage"]
+    assert set(anonymous) == {"ok", "ms"}
+    assert "127.0.0.1" in caplog.text  # the reason is logged
+    client.force_login(staff_user)
+    staff = client.get("/readyz").json()["error"]["details"]["storage"]
+    assert "127.0.0.1" in staff["error"]
+
+
+def test_metrics_are_closed_in_production_until_scraped_with_the_token(
+    client, settings
+):
+    settings.PRODUCTION = True
+    settings.METRICS_TOKEN = "scrape-secret-123"
+    settings.METRICS_ALLOWED_IPS = []
+    response = client.get("/metrics")
+    assert_error(response, 401, "metrics_token_required")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
+    assert_error(wrong, 401, "metrics_token_required")
+    right = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret-123")
+    assert right.status_code == 200
+    assert b"veza_http_requests_total" in right.content
+    settings.METRICS_TOKEN = ""
+    assert_error(client.get("/metrics"), 401, "metrics_token_required")
+
+
+def test_metrics_from_an_allowed_address(client, settings):
+    settings.PRODUCTION = True
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.5"]
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.5").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.6").status_code == 401
+
+
 def test_metrics_are_exported(client, auth_client, wav_file):
     create_track(auth_client, wav_file.read_bytes())
     text = client.get("/metrics").content.decode()

@@ -427,6 +427,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# /metrics (veza/metrics_access.py): scraped with this bearer token or from
+# these addresses; in production closed until one is set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS: list[str] = env.list("METRICS_ALLOWED_IPS", default=[])
 CORS_ALLOWED_ORIGINS: list[str] = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_EXPOSE_HEADERS = ["Content-Length", "Content-Range", "ETag"]
 # The HLS origin answers CORS itself (HLS_CORS_ALLOWED_ORIGINS), preflights
