@@ -25,5 +25,7 @@ max_requests_jitter = max_requests // 10
 # Behind nginx on the same host: trust its X-Forwarded-* headers.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# Access lines with signed URLs' tokens redacted (veza/log_redaction.py).
+logger_class = "veza.log_redaction.RedactingGunicornLogger"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

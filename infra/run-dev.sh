@@ -11,4 +11,6 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true' EXIT INT TERM
 
 echo "Veza on http://$host:$port/  (API /api/v1/, admin /admin/, docs /api/docs/)"
-"$bin/daphne" -b "$host" -p "$port" veza.asgi:application
+# daphne's access log goes to stdout; the filter redacts signed URLs' tokens.
+PYTHONUNBUFFERED=1 "$bin/daphne" -b "$host" -p "$port" veza.asgi:application \
+  | "$bin/python" -u -m veza.log_redaction

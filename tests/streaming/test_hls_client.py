@@ -106,6 +106,7 @@ def render_nginx_conf(
         ("/srv/veza/var/static", str(directory / "static")),
         ("/var/lib/nginx/body", str(directory / "body")),
         ("/var/cache/nginx/veza-hls-auth", str(directory / "hls-auth")),
+        ("/var/log/nginx/veza.access.log", str(directory / "veza.access.log")),
         # The test's port is not 80: keep it in the Host Django sees, so the
         # URLs it builds point back at this nginx.
         ("proxy_set_header Host $host;", "proxy_set_header Host $http_host;"),
@@ -388,3 +389,23 @@ def test_nginx_hands_packages_on_s3_to_django(packaged_on_s3, nginx):
         assert response.content == stored["Body"].read()
     assert direct_requests() == direct + 3
     assert abs(decode_with_pyav(url, 2) - track.duration_seconds) < 0.1
+
+
+def test_nginx_logs_signed_urls_without_their_tokens(nginx, tmp_path):
+    secret = "Zx9SecretTokenValue"
+    paths = [
+        f"/healthz?expires=1&token={secret}",
+        f"/origin/hls/1/{secret}/{'a' * 64}/master.m3u8",
+        f"/ws/calls/?ticket={secret}",
+    ]
+    for path in paths:
+        requests.get(nginx + path, timeout=30)
+    log = tmp_path / "nginx" / "veza.access.log"
+    deadline = time.monotonic() + 30
+    while not log.exists() or len(log.read_text().splitlines()) < len(paths):
+        assert time.monotonic() < deadline, "nginx logged nothing"
+        time.sleep(0.1)
+    text = log.read_text()
+    assert secret not in text
+    assert text.count("[redacted]") == len(paths)
+    assert f"/origin/hls/1/[redacted]/{'a' * 64}/master.m3u8" in text
