@@ -291,3 +291,23 @@ def test_the_token_endpoint_limits_tries_per_client(api_client, user):
         assert "Retry-After" in response
     finally:
         cache.clear()
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_login_limit(api_client, user):
+    cache.clear()
+    try:
+        for n in range(30):
+            response = api_client.post(
+                "/api/v1/auth/token",
+                {"username": "alice", "password": "nope"},
+                HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+            )
+            assert response.status_code == 401
+        response = api_client.post(
+            "/api/v1/auth/token",
+            {"username": "alice", "password": "alice-pass-123"},
+            HTTP_X_FORWARDED_FOR="198.51.100.7",
+        )
+        assert_error(response, 429, "throttled")
+    finally:
+        cache.clear()

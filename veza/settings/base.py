@@ -396,6 +396,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "veza.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "veza.exception_handler.api_exception_handler",
+    # Throttles key anonymous callers by address: REMOTE_ADDR, or the
+    # X-Forwarded-For entry this many trusted proxies back (1 behind nginx).
+    # DRF's default (None) takes the header as the client sent it, so a new
+    # value per try escaped every limit.
+    "NUM_PROXIES": env.int("VEZA_TRUSTED_PROXY_COUNT", default=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # JSON only outside debug: /api/docs/ documents the API.
     "DEFAULT_RENDERER_CLASSES": [
