@@ -72,7 +72,9 @@ print(json.dumps({{
     "directory": package.directory,
     "files": package.files,
     "origin_directory": hls_origin_directory(
-        content_hash=package.content_hash, expires=expires
+        content_hash=package.content_hash,
+        expires=expires,
+        shared=package.track.visibility in ("public", "unlisted"),
     ),
 }}))
 """

@@ -24,7 +24,7 @@ from cdn.services import cdn_cache_control
 from mediastore.backends import MediaStorage, storage_for
 from streaming.errors import HlsFileNotFound
 from streaming.media_types import hls_content_type, is_playlist
-from streaming.playback import ORIGIN_PREFIX, hls_token_scope
+from streaming.playback import ORIGIN_PREFIX, hls_origin_scope
 from streaming.selectors import ServedPackage, hls_package_served
 from tracks.errors import InvalidToken, TrackTakenDown
 from veza import metrics
@@ -115,11 +115,18 @@ def hls_auth(request: HttpRequest) -> HttpResponseBase:
 def _authorise(expires: int, token: str, content_hash: str, name: str) -> ServedPackage:
     # The token signs the package directory, so a token of package A fails
     # on package B's hash: 403 before anything is looked up.
-    if not origin_token_valid(hls_token_scope(content_hash), expires, token):
+    signed_shared = origin_token_valid(
+        hls_origin_scope(content_hash, shared=True), expires, token
+    )
+    if not signed_shared and not origin_token_valid(
+        hls_origin_scope(content_hash, shared=False), expires, token
+    ):
         raise InvalidToken()
     package = hls_package_served(content_hash=content_hash)
     if package is None:
         raise HlsFileNotFound()  # no such package, or not ready
+    if signed_shared != package.shared:
+        raise InvalidToken("The URL was revoked: the track's visibility changed.")
     if package.taken_down:
         raise TrackTakenDown()
     # Only names the package lists: anything else, `..` included, is 404.

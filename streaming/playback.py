@@ -52,13 +52,22 @@ def hls_token_scope(content_hash: str) -> str:
     return f"hls/{content_hash}/"
 
 
-def hls_origin_directory(*, content_hash: str, expires: int) -> str:
+def hls_origin_scope(content_hash: str, *, shared: bool) -> str:
+    """What an origin directory token signs: the package, and whether its
+    track was shared (as `tracks.playback.origin_scope`: going private
+    revokes the URLs handed out before)."""
+    return f"{hls_token_scope(content_hash)}|{'shared' if shared else 'owner'}"
+
+
+def hls_origin_directory(*, content_hash: str, expires: int, shared: bool) -> str:
     """The origin path of a package's directory, token included (ends in /)."""
-    token = origin_token(hls_token_scope(content_hash), expires)
+    token = origin_token(hls_origin_scope(content_hash, shared=shared), expires)
     return f"{ORIGIN_PREFIX}{expires}/{token}/{content_hash}/"
 
 
-def hls_master_url(*, package: HlsPackage, origin_base: str) -> HlsMasterUrl:
+def hls_master_url(
+    *, package: HlsPackage, shared: bool, origin_base: str
+) -> HlsMasterUrl:
     """The master playlist URL of a ready package, valid for HLS_URL_TTL.
 
     Never an S3 presigned URL: its signature is in the query, which players
@@ -90,7 +99,9 @@ def hls_master_url(*, package: HlsPackage, origin_base: str) -> HlsMasterUrl:
                     cdn_host=urlsplit(signed.url).hostname or "",
                 ),
             )
-    directory = hls_origin_directory(content_hash=content_hash, expires=expires_at)
+    directory = hls_origin_directory(
+        content_hash=content_hash, expires=expires_at, shared=shared
+    )
     metrics.PLAYBACK_URLS.labels("hls", "origin").inc()
     return HlsMasterUrl(
         url=f"{origin_base.rstrip('/')}{directory}{MASTER_NAME}",

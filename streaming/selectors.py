@@ -13,7 +13,7 @@ from streaming.services import (
     hls_package_settings,
     serving_cache_key,
 )
-from tracks.models import Track
+from tracks.models import SHARED_VISIBILITIES, Track
 from veza import metrics
 
 # Seconds the origin keeps what it needs to serve a package. Every save of a
@@ -47,6 +47,9 @@ class ServedPackage:
     storage_backend: str
     files: dict[str, int]
     taken_down: bool
+    # The track is public or unlisted (what the token must have been signed
+    # for: streaming.playback.hls_origin_scope).
+    shared: bool
 
     @property
     def directory(self) -> str:
@@ -63,7 +66,13 @@ def hls_package_served(*, content_hash: str) -> ServedPackage | None:
     metrics.CACHE_MISSES.labels("hls_package").inc()
     row = (
         HlsPackage.objects.filter(content_hash=content_hash, status=PackageStatus.READY)
-        .values("track_id", "storage_backend", "files", "track__taken_down_at")
+        .values(
+            "track_id",
+            "storage_backend",
+            "files",
+            "track__taken_down_at",
+            "track__visibility",
+        )
         .first()
     )
     served = (
@@ -73,6 +82,7 @@ def hls_package_served(*, content_hash: str) -> ServedPackage | None:
             storage_backend=row["storage_backend"],
             files=row["files"],
             taken_down=row["track__taken_down_at"] is not None,
+            shared=row["track__visibility"] in SHARED_VISIBILITIES,
         )
         if row
         else None

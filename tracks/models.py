@@ -30,6 +30,10 @@ class Visibility(models.TextChoices):
     PRIVATE = "private", "Private"
 
 
+# Visibilities under which anyone with the link may play a track.
+SHARED_VISIBILITIES = (Visibility.PUBLIC, Visibility.UNLISTED)
+
+
 class Track(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(

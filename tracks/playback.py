@@ -21,12 +21,23 @@ from cdn.services import (
     cdn_signing_failed,
 )
 from mediastore.backends import storage_for
-from tracks.models import StorageBackend, Track
+from tracks.models import SHARED_VISIBILITIES, StorageBackend, Track
 from veza import metrics
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["stream", "download"]
+
+
+def origin_scope(path: str, *, shared: bool) -> str:
+    """What an origin token signs: the path, and whom the URL was handed to.
+
+    A URL minted while the track was public or unlisted ("shared") names that
+    in its signature, and the origin checks it against the track's state now:
+    making the track private revokes every such URL at once. URLs the owner
+    got for a private track end when it is shared (the owner asks again).
+    """
+    return f"{path}|{'shared' if shared else 'owner'}"
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,8 @@ def track_playback_url(*, track: Track, kind: Kind, origin_base: str) -> Playbac
         return _sign_playback_url(track=track, kind=kind, origin_base=origin_base)
     cache_key = (
         f"veza:playback:{_generation}:{ttl}:{track.pk}:{kind}:"
-        f"{track.storage_backend}:{track.sha256}:{origin_base}"
+        f"{track.storage_backend}:{track.sha256}:{origin_base}:"
+        f"{track.visibility in SHARED_VISIBILITIES}"
     )
     local = _local_urls.get(cache_key)
     if local is not None and time.time() < local[0]:
@@ -128,6 +140,9 @@ def _sign_playback_url(*, track: Track, kind: Kind, origin_base: str) -> Playbac
             metrics.PLAYBACK_URLS.labels(kind, "s3").inc()
             return PlaybackUrl(url, expires_at, "s3")
     path = origin_path(track, kind)
-    query = urlencode({"expires": expires_at, "token": origin_token(path, expires_at)})
+    token = origin_token(
+        origin_scope(path, shared=track.visibility in SHARED_VISIBILITIES), expires_at
+    )
+    query = urlencode({"expires": expires_at, "token": token})
     metrics.PLAYBACK_URLS.labels(kind, "origin").inc()
     return PlaybackUrl(f"{origin_base.rstrip('/')}{path}?{query}", expires_at, "origin")

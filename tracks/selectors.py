@@ -14,6 +14,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from mediastore.tally import Tally, tally_read
 from tracks.errors import TrackTakenDown
 from tracks.models import (
+    SHARED_VISIBILITIES,
     TRACKS_TALLY,
     MigrationRunStatus,
     MigrationState,
@@ -61,7 +62,7 @@ def track_search(*, queryset: QuerySet[Track], term: str) -> QuerySet[Track]:
 
 def track_get_visible(*, user: Any, track_id: uuid.UUID | str) -> Track:
     """A track the user may play: their own, public or unlisted. Else 404."""
-    allowed = Q(visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED])
+    allowed = Q(visibility__in=SHARED_VISIBILITIES)
     if user.is_authenticated:
         allowed |= Q(owner=user)
     track = Track.objects.filter(allowed, pk=track_id).select_related("owner").first()
@@ -120,7 +121,7 @@ def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
     else:
         _COLUMNS_HIT.inc()
     visible = fields is not None and (
-        fields["visibility"] in (Visibility.PUBLIC, Visibility.UNLISTED)
+        fields["visibility"] in SHARED_VISIBILITIES
         or (user.is_authenticated and fields["owner_id"] == user.pk)
     )
     if not visible:

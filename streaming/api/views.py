@@ -17,6 +17,7 @@ from streaming.playback import hls_master_url
 from streaming.selectors import hls_package_for_track
 from streaming.services import hls_package_request
 from tracks import selectors as track_selectors
+from tracks.models import SHARED_VISIBILITIES
 from veza.openapi import error_responses
 
 
@@ -57,7 +58,9 @@ class TrackHlsView(APIView):
                 )
             )
         url = hls_master_url(
-            package=package, origin_base=request.build_absolute_uri("/")
+            package=package,
+            shared=track.visibility in SHARED_VISIBILITIES,
+            origin_base=request.build_absolute_uri("/"),
         )
         response = Response(
             {

@@ -25,7 +25,7 @@ from streaming.playback import hls_origin_directory
 from tests.processes import stop_process
 from tests.streaming.conftest import package_track
 from tracks import services
-from tracks.models import Track
+from tracks.models import SHARED_VISIBILITIES, Track
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -331,7 +331,9 @@ def test_nginx_passes_on_the_origins_refusals(packaged, nginx, settings):
     services.track_take_down(track=Track.objects.get(pk=track.pk), reason="DMCA")
     # A token nginx has not seen yet: Django refuses it with 451.
     fresh = hls_origin_directory(
-        content_hash=package.content_hash, expires=int(expires) + 1
+        content_hash=package.content_hash,
+        expires=int(expires) + 1,
+        shared=package.track.visibility in SHARED_VISIBILITIES,
     )
     error(
         requests.get(f"{nginx}{fresh}master.m3u8", timeout=10), 451, "track_taken_down"

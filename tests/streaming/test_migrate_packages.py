@@ -20,11 +20,12 @@ from cdn.services import cdn_cache_control
 from mediastore.backends import storage_for
 from streaming.media_types import hls_content_type
 from streaming.models import HlsPackage
+from streaming.playback import hls_origin_scope
 from tracks.attachments import attachments_of
 from tracks.migration.claims import Claimer
 from tracks.migration.copying import track_copy
 from tracks.migration.settling import tracks_flip
-from tracks.models import StorageMigrationRun, Track
+from tracks.models import SHARED_VISIBILITIES, StorageMigrationRun, Track
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,13 @@ def served(client, package: HlsPackage, name: str) -> bytes:
     """A file of the package as listeners get it: through the HLS origin when
     its URLs are routed, else read from where the row says it is."""
     expires = int(time.time()) + 600
-    token = origin_token(f"hls/{package.content_hash}/", expires)
+    token = origin_token(
+        hls_origin_scope(
+            package.content_hash,
+            shared=package.track.visibility in SHARED_VISIBILITIES,
+        ),
+        expires,
+    )
     url = f"/origin/hls/{expires}/{token}/{package.content_hash}/{name}"
     try:
         resolve(url)

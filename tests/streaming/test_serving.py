@@ -17,7 +17,7 @@ from cdn.origin import origin_token
 from cdn.services import cdn_verify
 from streaming.models import HlsPackage, PackageStatus
 from streaming.packaging import package_audio
-from streaming.playback import cookie_domain, hls_origin_directory
+from streaming.playback import cookie_domain, hls_origin_directory, hls_origin_scope
 from streaming.playlists import master_playlist, media_playlist
 from streaming.renditions import PackageOutput
 from streaming.services import (
@@ -27,7 +27,8 @@ from streaming.services import (
 )
 from tests.streaming.conftest import package_track
 from tests.tracks.helpers import assert_error, create_track
-from tracks.models import Track
+from tracks import services as track_services
+from tracks.models import SHARED_VISIBILITIES, Track
 from veza.errors import NotFound
 
 pytestmark = pytest.mark.django_db
@@ -166,7 +167,13 @@ def test_ready_package_gets_an_origin_url_with_a_path_token(
     expires = int(match["expires"])
     assert int(before) + settings.HLS_URL_TTL <= expires
     assert expires <= time.time() + settings.HLS_URL_TTL
-    assert match["token"] == origin_token(f"hls/{package.content_hash}/", expires)
+    assert match["token"] == origin_token(
+        hls_origin_scope(
+            package.content_hash,
+            shared=package.track.visibility in SHARED_VISIBILITIES,
+        ),
+        expires,
+    )
     assert dt.datetime.fromisoformat(body["expires_at"]) == dt.datetime.fromtimestamp(
         expires, tz=dt.UTC
     )
@@ -555,7 +562,9 @@ def test_tampered_token_is_403(auth_client, package):
 
 def test_expired_token_is_403(auth_client, package):
     expires = int(time.time()) - 1
-    directory = hls_origin_directory(content_hash=package.content_hash, expires=expires)
+    directory = hls_origin_directory(
+        content_hash=package.content_hash, expires=expires, shared=False
+    )
     assert_error(auth_client.get(f"{directory}64k/init.mp4"), 403, "invalid_token")
 
 
@@ -853,3 +862,33 @@ def test_a_package_for_a_track_deleted_meanwhile_is_a_404(auth_client, wav_file)
         hls_package_request(track=track)
     assert raised.value.code == "track_not_found"
     assert not HlsPackage.objects.exists()
+
+
+def test_going_private_revokes_the_hls_urls_handed_out(
+    api_client, auth_client, track, package
+):
+    listener_url = path_of(file_url(api_client, package, "64k/init.mp4"))
+    assert api_client.get(listener_url).status_code == 200
+    auth_client.patch(
+        f"/api/v1/tracks/{track.pk}/", {"visibility": "private"}, format="json"
+    )
+    assert_error(api_client.get(listener_url), 403, "invalid_token")
+    # The owner's fresh URL plays; going unlisted revokes the owner's and
+    # shares the track again.
+    owner_url = path_of(file_url(auth_client, package, "64k/init.mp4"))
+    assert auth_client.get(owner_url).status_code == 200
+    auth_client.patch(
+        f"/api/v1/tracks/{track.pk}/", {"visibility": "unlisted"}, format="json"
+    )
+    assert_error(auth_client.get(owner_url), 403, "invalid_token")
+    assert api_client.get(listener_url).status_code == 200
+
+
+def test_a_takedown_or_delete_revokes_the_hls_urls_handed_out(
+    api_client, auth_client, track, package
+):
+    url = path_of(file_url(api_client, package, "64k/init.mp4"))
+    track_services.track_take_down(track=Track.objects.get(pk=track.pk), reason="DMCA")
+    assert_error(api_client.get(url), 451, "track_taken_down")
+    Track.objects.get(pk=track.pk).delete()
+    assert_error(api_client.get(url), 404, "hls_file_not_found")

@@ -286,3 +286,26 @@ def test_other_spellings_of_the_header_are_accepted(
     key = auth_client._credentials["HTTP_AUTHORIZATION"].removeprefix("Token ")
     api_client.credentials(HTTP_AUTHORIZATION=f"{keyword} {key}")
     assert stream_url(api_client, track["id"]) == stream_url(auth_client, track["id"])
+
+
+@pytest.mark.parametrize("kind", ["stream", "download"])
+def test_going_private_revokes_the_urls_handed_out(
+    auth_client, other_client, api_client, wav_file, kind
+):
+    track = create_track(auth_client, wav_file.read_bytes(), visibility="public")
+    listener = relative(stream_url(other_client, track["id"], kind)["url"])
+    assert api_client.get(listener).status_code == 200
+    auth_client.patch(
+        f"/api/v1/tracks/{track['id']}/", {"visibility": "private"}, format="json"
+    )
+    assert_error(api_client.get(listener), 403, "invalid_token")
+    owner = relative(stream_url(auth_client, track["id"], kind)["url"])
+    assert api_client.get(owner).status_code == 200
+    # Shared again: the listener's old URL works, the owner's private one not.
+    auth_client.patch(
+        f"/api/v1/tracks/{track['id']}/", {"visibility": "unlisted"}, format="json"
+    )
+    assert api_client.get(listener).status_code == 200
+    assert_error(api_client.get(owner), 403, "invalid_token")
+    auth_client.delete(f"/api/v1/tracks/{track['id']}/")
+    assert_error(api_client.get(listener), 404, "track_not_found")
