@@ -411,3 +411,25 @@ def test_nginx_logs_signed_urls_without_their_tokens(nginx, tmp_path):
     assert secret not in text
     assert text.count("[redacted]") == len(paths)
     assert f"/origin/hls/1/[redacted]/{'a' * 64}/master.m3u8" in text
+
+
+def test_nginx_serves_only_the_files_the_package_lists(packaged, nginx, settings):
+    """A stray file in a package's directory (a leftover, a backup) is not
+    served on the strength of the token's cached authorisation: nginx reads
+    from disk only names of a package's grammar; Django checks the list."""
+    track, package = packaged
+    url = master_url(nginx, track.pk)
+    assert requests.get(url, timeout=10).status_code == 200  # authorised
+    root = Path(settings.MEDIA_ROOT) / package.directory
+    for stray in (
+        "notes.txt",
+        "master.m3u8.bak",
+        "64k/backup.mp4",
+        "64k/seg_00001.m4s.part",
+        "64k/sub/seg_00001.m4s",
+    ):
+        (root / stray).parent.mkdir(exist_ok=True)
+        (root / stray).write_bytes(b"not part of the package")
+        response = requests.get(urljoin(url, stray), timeout=10)
+        assert response.status_code == 404, stray
+        assert response.json()["error"]["code"] == "hls_file_not_found"
