@@ -1,16 +1,21 @@
-"""API token authentication with a short-lived cache of token to user."""
+"""API tokens: authentication with a short-lived cache, expiry, revocation."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Model
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
+from django.utils import timezone
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from veza import metrics
@@ -82,6 +87,15 @@ class CachedTokenAuthentication(TokenAuthentication):
         return self.authenticate_credentials(key)
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
+        user, token = self._credentials(key)
+        if token_expired(token):
+            Token.objects.filter(key=token.key).delete()
+            raise AuthenticationFailed(
+                "The token has expired; get a new one.", code="token_expired"
+            )
+        return user, token
+
+    def _credentials(self, key: str) -> tuple[Any, Token]:
         ttl = settings.API_TOKEN_CACHE_SECONDS
         if ttl <= 0:
             return super().authenticate_credentials(key)
@@ -95,7 +109,39 @@ class CachedTokenAuthentication(TokenAuthentication):
         return user, token
 
 
+def token_expires_at(token: Token) -> dt.datetime:
+    return token.created + dt.timedelta(days=settings.API_TOKEN_TTL_DAYS)
+
+
+def token_expired(token: Token) -> bool:
+    return token_expires_at(token) <= timezone.now()
+
+
 @receiver(post_delete, sender=Token)
 @receiver(post_save, sender=Token)
 def _forget_token(sender: type[Token], instance: Token, **kwargs: Any) -> None:
     cache.delete(_cache_key(instance.key))
+
+
+@receiver(pre_save, sender=get_user_model())
+def _revoke_tokens_on_credential_change(
+    sender: type[Model], instance: Any, update_fields: Any = None, **kwargs: Any
+) -> None:
+    """A new password or a deactivation ends every API token of the user, as
+    Django ends the user's sessions: a token is a password's stand-in."""
+    if instance.pk is None or kwargs.get("raw"):
+        return
+    if update_fields is not None and not {"password", "is_active"} & set(update_fields):
+        return  # a login's last_login, say
+    old = sender._default_manager.filter(pk=instance.pk).values("password", "is_active")
+    row = old.first()
+    if row is None:
+        return
+    if row["password"] != instance.password or (
+        row["is_active"] and not instance.is_active
+    ):
+        user_id = instance.pk
+        # Deleted one by one for their signal, which clears each cache entry.
+        transaction.on_commit(
+            lambda: [t.delete() for t in Token.objects.filter(user_id=user_id)]
+        )

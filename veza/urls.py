@@ -6,13 +6,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from veza import health
 from veza.api_routes import api_unmatched
-from veza.auth_views import AuthTokenView
+from veza.auth_views import AuthTokenView, TokenListView
 from veza.favicon import favicon
 from veza.metrics_access import metrics
 from webrtc.api.views import IceConfigView
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token", AuthTokenView.as_view(), name="auth-token"),
+    path("auth/tokens", TokenListView.as_view(), name="auth-tokens"),
     path("", include("streaming.api.urls")),
     path("config/webrtc", IceConfigView.as_view(), name="webrtc-config"),
     path("calls/", include("webrtc.api.urls")),

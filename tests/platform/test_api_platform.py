@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import pkgutil
+import time
 
 import pytest
 from django.core.cache import cache
@@ -14,6 +16,14 @@ from tests.s3server import free_port
 from tests.tracks.helpers import assert_error, create_track
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The login throttle counts in the cache, across tests of one process.
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def test_token_exchange_and_use(api_client, user):
@@ -276,7 +286,8 @@ def test_the_favicon_is_served(client):
     assert b"<svg" in b"".join(icon.streaming_content)
 
 
-def test_the_token_endpoint_limits_tries_per_client(api_client, user):
+def test_the_token_endpoint_limits_tries_per_client(api_client, user, settings):
+    settings.AXES_ENABLED = False  # the lockout comes first; see below
     cache.clear()
     try:
         for _ in range(30):
@@ -293,7 +304,10 @@ def test_the_token_endpoint_limits_tries_per_client(api_client, user):
         cache.clear()
 
 
-def test_a_forged_forwarded_for_does_not_escape_the_login_limit(api_client, user):
+def test_a_forged_forwarded_for_does_not_escape_the_login_limit(
+    api_client, user, settings
+):
+    settings.AXES_ENABLED = False  # the throttle alone
     cache.clear()
     try:
         for n in range(30):
@@ -311,3 +325,138 @@ def test_a_forged_forwarded_for_does_not_escape_the_login_limit(api_client, user
         assert_error(response, 429, "throttled")
     finally:
         cache.clear()
+
+
+def token_try(client, password: str, **extra):
+    return client.post(
+        "/api/v1/auth/token", {"username": "alice", "password": password}, **extra
+    )
+
+
+def test_ten_failures_lock_the_account_even_with_the_right_password(
+    api_client, user, other_user
+):
+    for _ in range(9):
+        assert_error(token_try(api_client, "nope"), 401, "invalid_credentials")
+    # The tenth failure locks the account: it is answered 429 already.
+    assert_error(token_try(api_client, "nope"), 429, "account_locked")
+    locked = token_try(api_client, "alice-pass-123")
+    assert_error(locked, 429, "account_locked")
+    assert int(locked["Retry-After"]) == 15 * 60
+    # From another address too: the account is locked, not only the address.
+    elsewhere = token_try(api_client, "alice-pass-123", REMOTE_ADDR="198.51.100.9")
+    assert_error(elsewhere, 429, "account_locked")
+    # The address is locked for other accounts.
+    response = api_client.post(
+        "/api/v1/auth/token", {"username": "bob", "password": "bob-pass-123"}
+    )
+    assert_error(response, 429, "account_locked")
+
+
+def test_a_success_resets_the_count(api_client, user):
+    for _ in range(9):
+        token_try(api_client, "nope")
+    assert token_try(api_client, "alice-pass-123").status_code == 200
+    for _ in range(9):
+        token_try(api_client, "nope")
+    assert token_try(api_client, "alice-pass-123").status_code == 200
+
+
+def test_forged_forwarded_for_values_share_one_lockout(api_client, user):
+    for n in range(10):
+        token_try(api_client, "nope", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
+    response = token_try(
+        api_client, "alice-pass-123", HTTP_X_FORWARDED_FOR="198.51.100.7"
+    )
+    assert_error(response, 429, "account_locked")
+
+
+def test_the_lockout_ends_after_the_cool_off_and_shows_in_the_admin(
+    api_client, user, admin_client, settings
+):
+    from axes.models import AccessAttempt
+
+    for _ in range(10):
+        token_try(api_client, "nope")
+    assert token_try(api_client, "alice-pass-123").status_code == 429
+    page = admin_client.get("/admin/axes/accessattempt/")
+    assert page.status_code == 200
+    assert b"alice" in page.content
+    # Staff reset it from the admin (deleting the attempt), or it ends with
+    # the cool-off.
+    AccessAttempt.objects.all().delete()
+    assert token_try(api_client, "alice-pass-123").status_code == 200
+    settings.AXES_COOLOFF_TIME = dt.timedelta(seconds=1)
+    for _ in range(10):
+        token_try(api_client, "nope")
+    assert token_try(api_client, "alice-pass-123").status_code == 429
+    time.sleep(1.5)  # past the cool-off: no speed is measured here
+    assert token_try(api_client, "alice-pass-123").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/admin/login/", "/calls/login/"])
+def test_the_html_logins_lock_out_too(client, staff_user, path):
+    for _ in range(9):
+        response = client.post(path, {"username": staff_user.username, "password": "x"})
+        assert response.status_code == 200  # the form again, with its error
+    response = client.post(path, {"username": staff_user.username, "password": "x"})
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.content.decode()
+
+
+def get_token(client) -> str:
+    response = token_try(client, "alice-pass-123")
+    assert response.status_code == 200, response.content
+    return response.json()["token"]
+
+
+def test_a_token_expires(api_client, user, settings):
+    key = get_token(api_client)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api_client.get("/api/v1/tracks/").status_code == 200  # now cached
+    settings.API_TOKEN_TTL_DAYS = 0
+    assert_error(api_client.get("/api/v1/tracks/"), 401, "token_expired")
+    settings.API_TOKEN_TTL_DAYS = 30
+    api_client.credentials()
+    fresh = get_token(api_client)
+    assert fresh != key
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {fresh}")
+    assert api_client.get("/api/v1/tracks/").status_code == 200
+
+
+@pytest.mark.parametrize("change", ["password", "deactivate"])
+def test_a_new_password_or_a_deactivation_revokes_tokens(
+    api_client, user, change, django_capture_on_commit_callbacks
+):
+    key = get_token(api_client)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api_client.get("/api/v1/tracks/").status_code == 200  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        if change == "password":
+            user.set_password("a-new-pass-456")
+        else:
+            user.is_active = False
+        user.save()
+    assert_error(api_client.get("/api/v1/tracks/"), 401, "authentication_failed")
+
+
+def test_a_login_keeps_the_token(
+    api_client, client, user, django_capture_on_commit_callbacks
+):
+    key = get_token(api_client)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.login(username="alice", password="alice-pass-123")
+    assert get_token(api_client) == key
+
+
+def test_tokens_are_listed_and_revoked(api_client, user):
+    key = get_token(api_client)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    listed = api_client.get("/api/v1/auth/tokens").json()
+    assert len(listed) == 1
+    assert listed[0]["current"] is True
+    created = dt.datetime.fromisoformat(listed[0]["created"])
+    expires = dt.datetime.fromisoformat(listed[0]["expires_at"])
+    assert expires - created == dt.timedelta(days=30)
+    assert api_client.delete("/api/v1/auth/tokens").status_code == 204
+    assert_error(api_client.get("/api/v1/tracks/"), 401, "authentication_failed")

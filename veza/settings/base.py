@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,7 @@ THIRD_PARTY_APPS = [
     "django_prometheus",
     "django_tasks",
     "django_tasks_db",
+    "axes",  # login lockout (veza/lockout.py)
 ]
 LOCAL_APPS = [
     "veza.apps.VezaConfig",
@@ -109,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 ROOT_URLCONF = "veza.urls"
 WSGI_APPLICATION = "veza.wsgi.application"
@@ -185,6 +189,8 @@ CACHES: dict[str, Any] = {
 }
 # Seconds an API token's user is cached; 0 looks it up on every request.
 API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
+# Days an API token lives; a new password or a deactivation ends it sooner.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 
 # TASKS (django-tasks, database backend; `manage.py db_worker` runs them)
 # ------------------------------------------------------------------------------
@@ -441,6 +447,25 @@ CORS_EXPOSE_HEADERS = ["Content-Length", "Content-Range", "ETag"]
 # The HLS origin answers CORS itself (HLS_CORS_ALLOWED_ORIGINS), preflights
 # included; django-cors-headers would answer those first, without the header.
 CORS_URLS_REGEX = r"^/(?!origin/hls/)"
+
+# LOGIN LOCKOUT (django-axes; veza/lockout.py)
+# ------------------------------------------------------------------------------
+# Every login path (API token, admin, calls page) goes through authenticate(),
+# where AxesStandaloneBackend refuses a locked-out account or address.
+AUTHENTICATION_BACKENDS = [
+    "veza.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failures in a row (a success resets them) for one account, or from one
+# address, before further tries are refused with 429 until the cool-off.
+AXES_FAILURE_LIMIT = env.int("VEZA_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("VEZA_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "veza.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "veza.lockout.lockout_response"
+AXES_VERBOSE = False
 
 # SECURITY
 # ------------------------------------------------------------------------------
