@@ -44,7 +44,8 @@ _S3_UPLOAD_THREADS = 8
 
 def serving_cache_key(content_hash: str) -> str:
     """Where the origin caches what it needs to serve a package."""
-    return f"veza:hls-serving:{content_hash}"
+    # v2: entries carry the track's sharing (ServedPackage.shared).
+    return f"veza:hls-serving:v2:{content_hash}"
 
 
 def _forget_serving(content_hash: str) -> None:

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from veza.authentication import token_expired, token_expires_at
+from veza import selectors, services
 from veza.errors import InvalidCredentials
 from veza.openapi import error_responses
 
@@ -26,9 +26,16 @@ _NO_NUL = RegexValidator(r"^[^\x00]*$", message="NUL characters are not allowed.
 
 
 class TokenInputSerializer(serializers.Serializer[None]):
-    username = serializers.CharField(trim_whitespace=False, validators=[_NO_NUL])
+    # Bounded: a username is at most 150 characters (Django's User), and a
+    # password is hashed with PBKDF2, whose cost grows with its length.
+    username = serializers.CharField(
+        max_length=150, trim_whitespace=False, validators=[_NO_NUL]
+    )
     password = serializers.CharField(
-        trim_whitespace=False, style={"input_type": "password"}, validators=[_NO_NUL]
+        max_length=1024,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        validators=[_NO_NUL],
     )
 
 
@@ -53,7 +60,7 @@ class AuthTokenView(APIView):
 
     @extend_schema(
         request=TokenInputSerializer,
-        responses={200: TokenOutputSerializer, **error_responses(400, 401, 429)},
+        responses={200: TokenOutputSerializer, **error_responses(400, 401, 415, 429)},
         operation_id="auth_token",
         summary="Get an API token",
         description="Your API token, for `Authorization: Token <token>`; the "
@@ -72,11 +79,7 @@ class AuthTokenView(APIView):
             raise InvalidCredentials()
         # A login, as the admin's: resets the failure count, sets last_login.
         user_logged_in.send(sender=type(user), request=request._request, user=user)
-        token, _ = Token.objects.get_or_create(user=user)
-        if token_expired(token):
-            token.delete()
-            token = Token.objects.create(user=user)
-        return Response({"token": token.key})
+        return Response({"token": services.token_issue(user=user).key})
 
 
 class TokenListView(APIView):
@@ -90,21 +93,11 @@ class TokenListView(APIView):
         "token until it expires or is revoked), with their expiry.",
     )
     def get(self, request: Request) -> Response:
-        current = request.auth.key if isinstance(request.auth, Token) else None
-        tokens = Token.objects.filter(user_id=cast(int, request.user.pk))
-        return Response(
-            TokenInfoOutputSerializer(
-                [
-                    {
-                        "created": t.created,
-                        "expires_at": token_expires_at(t),
-                        "current": t.key == current,
-                    }
-                    for t in tokens
-                ],
-                many=True,
-            ).data
+        tokens = selectors.token_list(
+            user_id=cast(int, request.user.pk),
+            current_key=request.auth.key if isinstance(request.auth, Token) else None,
         )
+        return Response(TokenInfoOutputSerializer(tokens, many=True).data)
 
     @extend_schema(
         request=None,
@@ -115,6 +108,5 @@ class TokenListView(APIView):
         "working at once. 403 is a session caller without the CSRF token.",
     )
     def delete(self, request: Request) -> Response:
-        for token in Token.objects.filter(user_id=cast(int, request.user.pk)):
-            token.delete()  # one by one: each clears its cache entry
+        services.tokens_revoke(user_id=cast(int, request.user.pk))
         return Response(status=204)

@@ -89,7 +89,7 @@ class CachedTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
         user, token = self._credentials(key)
         if token_expired(token):
-            Token.objects.filter(key=token.key).delete()
+            token.delete()  # clears its cache entry too
             raise AuthenticationFailed(
                 "The token has expired; get a new one.", code="token_expired"
             )
@@ -137,11 +137,14 @@ def _revoke_tokens_on_credential_change(
     row = old.first()
     if row is None:
         return
-    if row["password"] != instance.password or (
-        row["is_active"] and not instance.is_active
-    ):
+    # set_password() keeps the raw password in _password until the save; a
+    # re-hash at login (new hasher settings) clears it first and is no change
+    # of credentials.
+    new_password = row["password"] != instance.password and (
+        getattr(instance, "_password", None) is not None
+    )
+    if new_password or (row["is_active"] and not instance.is_active):
+        from veza.services import tokens_revoke  # it imports this module
+
         user_id = instance.pk
-        # Deleted one by one for their signal, which clears each cache entry.
-        transaction.on_commit(
-            lambda: [t.delete() for t in Token.objects.filter(user_id=user_id)]
-        )
+        transaction.on_commit(lambda: tokens_revoke(user_id=user_id))

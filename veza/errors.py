@@ -41,6 +41,19 @@ class InvalidCredentials(DomainError):
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Token"}
 
 
+class AccountLocked(DomainError):
+    status_code = 429
+    code = "account_locked"
+    default_message = "Too many failed logins; try again later."
+
+
+class MetricsUnauthorized(DomainError):
+    status_code = 401
+    code = "metrics_token_required"
+    default_message = "Scrape with `Authorization: Bearer <METRICS_TOKEN>`."
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+
+
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"

@@ -9,7 +9,7 @@ from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from veza.errors import DomainError
+from veza.errors import AccountLocked
 from veza.exception_handler import error_response
 
 
@@ -22,12 +22,6 @@ class LockoutBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, *args, **kwargs)
-
-
-class AccountLocked(DomainError):
-    status_code = 429
-    code = "account_locked"
-    default_message = "Too many failed logins; try again later."
 
 
 def client_address(request: HttpRequest) -> str | None:

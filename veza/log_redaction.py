@@ -1,12 +1,11 @@
-"""Secrets out of logs: the tokens that signed URLs carry, redacted in every log line.
+"""Secrets out of logs: the tokens signed URLs carry, redacted in every log line."""
 
-A stream, download or HLS URL is a bearer credential for an hour; access
-logs (daphne's, gunicorn's, nginx's) and Django's own "Not Found: <path>"
-lines would otherwise keep working copies. One `redact` serves the logging
-filter (LOGGING), gunicorn's logger class (infra/gunicorn.conf.py) and a
-line filter for daphne's access log (`python -m veza.log_redaction`, used by
-infra/run-dev.sh); infra/nginx/veza.conf applies the same two patterns.
-"""
+# A stream, download or HLS URL is a bearer credential for an hour; access
+# logs (daphne's, gunicorn's, nginx's) and Django's own "Not Found: <path>"
+# lines would otherwise keep working copies. One `redact` serves the logging
+# filter (LOGGING), gunicorn's logger class (infra/gunicorn.conf.py) and a
+# line filter for daphne's access log (`python -m veza.log_redaction`, used by
+# infra/run-dev.sh); infra/nginx/veza.conf applies the same patterns.
 
 from __future__ import annotations
 
@@ -35,7 +34,10 @@ class RedactSecrets(logging.Filter):
     """A handler filter: the record's message, with `redact` applied."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # the handler reports a malformed call itself
+            return True
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None

@@ -10,15 +10,9 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django_prometheus import exports
 
-from veza.errors import DomainError
+from veza.errors import MetricsUnauthorized
 from veza.exception_handler import error_response
-
-
-class MetricsUnauthorized(DomainError):
-    status_code = 401
-    code = "metrics_token_required"
-    default_message = "Scrape with `Authorization: Bearer <METRICS_TOKEN>`."
-    headers = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+from veza.lockout import client_address
 
 
 def metrics_guarded() -> bool:
@@ -33,7 +27,9 @@ def metrics_guarded() -> bool:
 def metrics_allowed(request: HttpRequest) -> bool:
     if not metrics_guarded():
         return True
-    if request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS:
+    # The client's address as the login lockout takes it: behind nginx,
+    # REMOTE_ADDR is nginx's own for everyone.
+    if client_address(request) in settings.METRICS_ALLOWED_IPS:
         return True
     scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     return bool(

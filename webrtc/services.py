@@ -108,20 +108,26 @@ def _timeout_deliveries(call: Call) -> list[Delivery]:
 
 
 def call_invite_admit(*, caller_id: int, callee_id: int) -> None:
-    """Count an invite against the caller's and the callee's limits per minute.
+    """Count an invite against its limits per minute: the caller's invites
+    (WEBRTC_INVITES_PER_MINUTE, to the same callee or not) and the callee's
+    rings from everyone (WEBRTC_RINGS_PER_MINUTE, higher: one caller within
+    its own limit must not use up the rings everyone else may make).
 
     In the shared cache, so a caller with many sockets (or a callee rung
     from many) is limited across all of them and every process.
     """
     window = int(time.time() // 60)
-    for role, user_id in (("from", caller_id), ("to", callee_id)):
-        key = f"webrtc:invites:{role}:{user_id}:{window}"
+    for key, limit in (
+        (f"from:{caller_id}", settings.WEBRTC_INVITES_PER_MINUTE),
+        (f"to:{callee_id}", settings.WEBRTC_RINGS_PER_MINUTE),
+    ):
+        key = f"webrtc:invites:{key}:{window}"
         cache.add(key, 0, timeout=120)
         try:
             count = cache.incr(key)
         except ValueError:  # expired between add and incr
             cache.set(key, count := 1, timeout=120)
-        if count > settings.WEBRTC_INVITES_PER_MINUTE:
+        if count > limit:
             raise TooManyInvites()
 
 

@@ -1,7 +1,6 @@
-"""Schemathesis hooks: two values the schema cannot describe, taught to the generator.
+"""Schemathesis hooks: two values the schema cannot describe, taught to it."""
 
-Loaded through SCHEMATHESIS_HOOKS by tests/platform/test_schemathesis.py.
-"""
+# Loaded through SCHEMATHESIS_HOOKS by tests/platform/test_schemathesis.py.
 
 from __future__ import annotations
 

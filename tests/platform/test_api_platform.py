@@ -212,6 +212,24 @@ def test_metrics_are_closed_in_production_until_scraped_with_the_token(
     assert_error(client.get("/metrics"), 401, "metrics_token_required")
 
 
+def test_metrics_allow_list_takes_the_address_behind_the_proxy(client, settings):
+    settings.PRODUCTION = True
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.5"]
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    # nginx on the same host: REMOTE_ADDR is its own, the client is in XFF.
+    behind = {"REMOTE_ADDR": "127.0.0.1"}
+    ok = client.get("/metrics", HTTP_X_FORWARDED_FOR="10.0.0.5", **behind)
+    assert ok.status_code == 200
+    refused = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.1", **behind)
+    assert refused.status_code == 401
+    # nginx always adds X-Forwarded-For; a request without one came straight
+    # to the app server (a Prometheus on the same host), its REMOTE_ADDR real.
+    settings.METRICS_ALLOWED_IPS = ["127.0.0.1"]
+    assert client.get("/metrics", **behind).status_code == 200
+    spoofed = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.1", **behind)
+    assert spoofed.status_code == 401
+
+
 def test_metrics_from_an_allowed_address(client, settings):
     settings.PRODUCTION = True
     settings.METRICS_ALLOWED_IPS = ["10.0.0.5"]
@@ -460,3 +478,27 @@ def test_tokens_are_listed_and_revoked(api_client, user):
     assert expires - created == dt.timedelta(days=30)
     assert api_client.delete("/api/v1/auth/tokens").status_code == 204
     assert_error(api_client.get("/api/v1/tracks/"), 401, "authentication_failed")
+
+
+def test_a_password_rehash_at_login_keeps_the_tokens(
+    api_client, client, user, settings, django_capture_on_commit_callbacks
+):
+    key = get_token(api_client)
+    # A new preferred hasher: Django re-hashes the password at the next login.
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.login(username="alice", password="alice-pass-123")
+    user.refresh_from_db()
+    assert user.password.startswith("pbkdf2_sha256$")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api_client.get("/api/v1/tracks/").status_code == 200
+
+
+def test_a_username_longer_than_any_account_is_a_400(api_client):
+    response = api_client.post(
+        "/api/v1/auth/token", {"username": "a" * 151, "password": "x"}
+    )
+    assert_error(response, 400, "invalid")

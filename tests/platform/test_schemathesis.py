@@ -1,10 +1,9 @@
-"""The OpenAPI schema says what the server does: schemathesis against a live server.
+"""The OpenAPI schema says what the server does: schemathesis against a live server."""
 
-Every check (status codes, content types, response schemas, valid data accepted,
-invalid data refused, the stateful links from an upload to its track), in all
-its phases, finds nothing. The seed is fixed so that a run is repeatable; a
-failure prints the command that reproduces it.
-"""
+# Every check (status codes, content types, response schemas, valid data
+# accepted, invalid data refused, the stateful links from an upload to its
+# track), in all its phases, finds nothing. The seed is fixed so that a run is
+# repeatable; a failure prints the command that reproduces it.
 
 from __future__ import annotations
 

@@ -401,7 +401,7 @@ def test_nginx_logs_signed_urls_without_their_tokens(nginx, tmp_path):
         f"/ws/calls/?ticket={secret}",
     ]
     for path in paths:
-        requests.get(nginx + path, timeout=30)
+        requests.get(nginx + path, headers={"Referer": nginx + paths[1]}, timeout=30)
     log = tmp_path / "nginx" / "veza.access.log"
     deadline = time.monotonic() + 30
     while not log.exists() or len(log.read_text().splitlines()) < len(paths):
@@ -409,7 +409,7 @@ def test_nginx_logs_signed_urls_without_their_tokens(nginx, tmp_path):
         time.sleep(0.1)
     text = log.read_text()
     assert secret not in text
-    assert text.count("[redacted]") == len(paths)
+    assert text.count("[redacted]") == 2 * len(paths)  # the URL and the Referer
     assert f"/origin/hls/1/[redacted]/{'a' * 64}/master.m3u8" in text
 
 

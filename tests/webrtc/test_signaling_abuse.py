@@ -152,7 +152,7 @@ async def test_invites_are_limited_per_caller_across_sockets(settings, user, oth
 async def test_rings_are_limited_per_callee_across_callers(
     settings, other_user, others
 ):
-    settings.WEBRTC_INVITES_PER_MINUTE = 2
+    settings.WEBRTC_RINGS_PER_MINUTE = 2
     codes = []
     for caller in others[:3]:
         socket = await connect(caller)

@@ -140,11 +140,16 @@ class TrackDetailView(APIView):
 
     @extend_schema(
         request=TrackUpdateInputSerializer,
-        responses={200: TrackOutputSerializer, **error_responses(400, 401, 403, 404)},
+        responses={
+            200: TrackOutputSerializer,
+            **error_responses(400, 401, 403, 404, 415),
+        },
         operation_id="tracks_update",
         summary="Change a track",
         description="Retitle one of your tracks or change who may play it. "
-        "Making a track private takes it off the public list at once.",
+        "Making a track private takes it off the public list at once and "
+        "revokes the origin URLs handed out while it was shared. JSON only "
+        "(415 for another body type).",
     )
     def patch(self, request: Request, track_id: str) -> Response:
         track = selectors.track_get_owned(user=request.user, track_id=track_id)
@@ -203,13 +208,14 @@ def _playback_schema(kind: Kind, summary: str, use: str) -> Any:
         responses={
             200: PlaybackUrlOutputSerializer,
             302: None,
-            **error_responses(400, 401, 404, 451),
+            **error_responses(400, 401, 404, 451, 503),
         },
         operation_id=f"tracks_{kind}",
         summary=summary,
         description=f"A signed URL {use}, valid until `expires_at`: from the "
         "CDN when one is configured, else presigned S3 or this server's "
-        "origin. 451 `track_taken_down` for a track taken down.",
+        "origin. 451 `track_taken_down` for a track taken down; 503 "
+        "`cdn_unavailable` when CDN signing fails and CDN_FALLBACK=none.",
     )
     return extend_schema_view(get=schema)
 

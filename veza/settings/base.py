@@ -341,9 +341,10 @@ WEBRTC_MAX_MESSAGE_BYTES = 64 * 1024
 WEBRTC_MESSAGE_RATE = 20.0  # messages per second per connection, sustained
 WEBRTC_MESSAGE_BURST = 60  # ICE candidates arrive in bursts
 WEBRTC_MAX_VIOLATIONS = 20  # rate-limited messages before the socket is closed
-# Invites a user may send, and may receive, per minute, over all their
-# sockets and processes (counted in the shared cache).
+# Invites a user may send per minute, and rings a user may get from everyone,
+# over all their sockets and processes (counted in the shared cache).
 WEBRTC_INVITES_PER_MINUTE = 10
+WEBRTC_RINGS_PER_MINUTE = 30
 
 # CONFIGURATION RULES (veza/config.py; reported by veza/checks.py)
 # ------------------------------------------------------------------------------
