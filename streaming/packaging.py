@@ -36,14 +36,21 @@ def rung_name(kbps: int) -> str:
 
 
 def package_audio(
-    *, source: Path, workdir: Path, ladder: Sequence[int], segment_seconds: int
+    *,
+    source: Path,
+    workdir: Path,
+    ladder: Sequence[int],
+    segment_seconds: int,
+    max_seconds: float = float("inf"),
 ) -> PackageOutput:
     """Decode `source` once and write every rung of `ladder` (kb/s) to `workdir`.
 
     Each rung goes to `workdir/<kbps>k/` as `init.mp4` and `seg_NNNNN.m4s`
     (numbered from 1). Each encoder runs in its own thread (PyAV releases the
     GIL while encoding), so the ladder uses every core. Playlists are not
-    written here (see playlists.py). Raises PackagingError.
+    written here (see playlists.py). Raises PackagingError, `timeout` once
+    `max_seconds` of wall-clock time have gone (a worker is not held by one
+    file for ever, whatever it declares).
     """
     started = time.perf_counter()
     try:
@@ -78,6 +85,10 @@ def package_audio(
                 worker.start()
             try:
                 for frame in container.decode(stream):
+                    if time.perf_counter() - started > max_seconds:
+                        raise PackagingError(
+                            "timeout", f"Packaging took over {max_seconds:g} s."
+                        )
                     for out in resampler.resample(frame):
                         samples += out.samples
                         for worker in workers:

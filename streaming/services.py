@@ -212,6 +212,7 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
                 workdir=workdir / "package",
                 ladder=package.settings["ladder"],
                 segment_seconds=package.settings["segment_seconds"],
+                max_seconds=settings.HLS_PACKAGE_MAX_SECONDS,
             )
             metrics.HLS_PACKAGE_SECONDS.labels("encode").observe(output.encode_seconds)
             _write_playlists(output, workdir / "package")

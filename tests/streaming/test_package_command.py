@@ -226,3 +226,16 @@ def test_unknown_or_malformed_track_ids_are_refused(tracks) -> None:
     with pytest.raises(CommandError, match=missing):
         run("--track", str(tracks[0].pk), "--track", missing)
     assert not HlsPackage.objects.exists()
+
+
+def test_a_package_over_its_time_limit_fails_with_timeout(tracks, settings) -> None:
+    # Any real encode takes longer than a microsecond.
+    settings.HLS_PACKAGE_MAX_SECONDS = 1e-6
+    out = StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command("package_hls", "--json", stdout=out, stderr=StringIO())
+    assert "timeout=2" in str(failure.value)
+    for package in HlsPackage.objects.all():
+        assert package.status == PackageStatus.FAILED
+        assert package.error_code == "timeout"
+        assert package.files == {}

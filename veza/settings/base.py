@@ -319,6 +319,8 @@ HLS_PLAYER_FRAME_ANCESTORS: list[str] = env.list(
 )
 # A package still "processing" after this many seconds is taken for crashed.
 HLS_PACKAGE_LEASE_SECONDS = env.int("HLS_PACKAGE_LEASE_SECONDS", default=1800)
+# Wall-clock seconds one package may take to encode; then it fails `timeout`.
+HLS_PACKAGE_MAX_SECONDS = env.int("HLS_PACKAGE_MAX_SECONDS", default=600)
 
 # WEBRTC (webrtc/; rules veza.E030-E034 in veza/config.py)
 # ------------------------------------------------------------------------------
