@@ -32,7 +32,7 @@ check: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python infra/check_migration_names.py
 	VEZA_ENV=production DJANGO_SECRET_KEY=check-deploy-$$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n') \
-	  DJANGO_ALLOWED_HOSTS=veza.example DJANGO_DEBUG=false \
+	  DJANGO_ALLOWED_HOSTS=veza.example DJANGO_DEBUG=false REDIS_URL=redis://127.0.0.1:6379/0 \
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: $(STAMP)

@@ -67,6 +67,7 @@ class RawConfig:
     webrtc_turn_secrets: tuple[str, ...] = ()
     webrtc_turn_ttl: int = 3600
     webrtc_ring_timeout: int = 45
+    redis_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,18 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
                     "so any host name in links the site writes).",
                     fix="Set DJANGO_ALLOWED_HOSTS to the comma-separated host "
                     "names the site answers on.",
+                )
+            )
+        if not raw.redis_url:
+            problems.append(
+                Problem(
+                    id="veza.E020",
+                    variable="REDIS_URL",
+                    message="No shared cache: each process would keep its own "
+                    "copy of access decisions (a track made private, a "
+                    "takedown, a revoked token) for up to a minute, and its own "
+                    "channel layer, so calls could not cross processes.",
+                    fix="Set REDIS_URL (e.g. redis://127.0.0.1:6379/0).",
                 )
             )
         if _weak_secret(raw.secret_key):

@@ -87,6 +87,7 @@ def raw(**overrides) -> config.RawConfig:
         "s3_bucket": "",
         "s3_access_key": "",
         "s3_secret_key": "",
+        "redis_url": "redis://127.0.0.1:6379/0",
     }
     return config.RawConfig(**{**values, **overrides})
 
@@ -153,6 +154,14 @@ def test_a_weak_secret_key_stops_production_and_warns_in_staging(secret_key):
 def test_any_host_stops_production(hosts):
     resolved = config.resolve(raw(veza_env="production", allowed_hosts=hosts))
     assert [p.id for p in resolved.problems] == ["veza.E006"]
+
+
+def test_production_needs_a_shared_cache():
+    resolved = config.resolve(raw(veza_env="production", redis_url=""))
+    assert [p.id for p in resolved.problems] == ["veza.E020"]
+    staging = config.resolve(raw(veza_env="staging", redis_url=""))
+    assert not config.is_fatal(staging.problems[0], veza_env="staging")
+    assert config.resolve(raw(redis_url="")).problems == []
 
 
 def test_staging_warns_about_debug():

@@ -78,6 +78,7 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "Zq8-production-like-secret-for-tests-9fT3kLmN0pQrStUvWxYz",
     "DJANGO_ALLOWED_HOSTS": "veza.example",
     "DJANGO_DEBUG": "false",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 
 

@@ -384,6 +384,7 @@ _resolved = config.resolve(
         webrtc_turn_secrets=tuple(WEBRTC_TURN_SECRETS),
         webrtc_turn_ttl=WEBRTC_TURN_TTL,
         webrtc_ring_timeout=int(WEBRTC_RING_TIMEOUT),
+        redis_url=REDIS_URL,
     )
 )
 CONFIG_PROBLEMS = _resolved.problems
