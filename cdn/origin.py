@@ -24,6 +24,27 @@ def origin_token(path: str, expires: int) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
+def audience_scope(scope: str, *, shared: bool) -> str:
+    """What a token signs: `scope`, and whom the URL was handed to.
+
+    A URL minted while its track was public or unlisted ("shared") names
+    that in its signature, and the origin checks it against the track's
+    state now: making the track private revokes every such URL at once. URLs
+    the owner got for a private track end when it is shared (the owner asks
+    again).
+    """
+    return f"{scope}|{'shared' if shared else 'owner'}"
+
+
+def origin_token_audience(scope: str, expires: str | int, token: str) -> bool | None:
+    """Whether `token` was made for `scope` handed to anyone (True) or to the
+    owner only (False); None when it is neither, or has expired."""
+    for shared in (True, False):
+        if origin_token_valid(audience_scope(scope, shared=shared), expires, token):
+            return shared
+    return None
+
+
 def origin_token_valid(
     path: str, expires: str | int, token: str, *, now: float | None = None
 ) -> bool:

@@ -19,12 +19,12 @@ from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
-from cdn.origin import origin_token_valid
+from cdn.origin import origin_token_audience
 from cdn.services import cdn_cache_control
 from mediastore.backends import MediaStorage, storage_for
 from streaming.errors import HlsFileNotFound
 from streaming.media_types import hls_content_type, is_playlist
-from streaming.playback import ORIGIN_PREFIX, hls_origin_scope
+from streaming.playback import ORIGIN_PREFIX, hls_token_scope
 from streaming.selectors import ServedPackage, hls_package_served
 from tracks.errors import InvalidToken, TrackTakenDown
 from veza import metrics
@@ -115,12 +115,8 @@ def hls_auth(request: HttpRequest) -> HttpResponseBase:
 def _authorise(expires: int, token: str, content_hash: str, name: str) -> ServedPackage:
     # The token signs the package directory, so a token of package A fails
     # on package B's hash: 403 before anything is looked up.
-    signed_shared = origin_token_valid(
-        hls_origin_scope(content_hash, shared=True), expires, token
-    )
-    if not signed_shared and not origin_token_valid(
-        hls_origin_scope(content_hash, shared=False), expires, token
-    ):
+    signed_shared = origin_token_audience(hls_token_scope(content_hash), expires, token)
+    if signed_shared is None:
         raise InvalidToken()
     package = hls_package_served(content_hash=content_hash)
     if package is None:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from cdn.origin import origin_token
+from cdn.origin import audience_scope, origin_token
 from cdn.services import (
     CdnSigningError,
     cdn_is_enabled,
@@ -54,9 +54,8 @@ def hls_token_scope(content_hash: str) -> str:
 
 def hls_origin_scope(content_hash: str, *, shared: bool) -> str:
     """What an origin directory token signs: the package, and whether its
-    track was shared (as `tracks.playback.origin_scope`: going private
-    revokes the URLs handed out before)."""
-    return f"{hls_token_scope(content_hash)}|{'shared' if shared else 'owner'}"
+    track was shared (`cdn.origin.audience_scope`)."""
+    return audience_scope(hls_token_scope(content_hash), shared=shared)
 
 
 def hls_origin_directory(*, content_hash: str, expires: int, shared: bool) -> str:

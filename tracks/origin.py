@@ -7,12 +7,12 @@ from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpRe
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from cdn.origin import origin_token_valid
+from cdn.origin import origin_token_audience
 from mediastore.backends import storage_for
 from tracks import selectors
 from tracks.errors import InvalidToken
 from tracks.models import SHARED_VISIBILITIES
-from tracks.playback import Kind, origin_scope, track_disposition
+from tracks.playback import Kind, track_disposition
 from veza.errors import DomainError, NotFound, RangeNotSatisfiableError
 from veza.exception_handler import error_response
 from veza.http_ranges import RangeNotSatisfiable, conditional_range, etag_matches
@@ -31,13 +31,10 @@ def track_origin(request: HttpRequest, track_id: str, kind: Kind) -> HttpRespons
 def _serve(request: HttpRequest, track_id: str, kind: Kind) -> HttpResponseBase:
     # The token covers the path, so it names this track and this kind, and
     # whether the track was shared when it was handed out.
-    expires, token = request.GET.get("expires", ""), request.GET.get("token", "")
-    signed_shared = origin_token_valid(
-        origin_scope(request.path, shared=True), expires, token
+    signed_shared = origin_token_audience(
+        request.path, request.GET.get("expires", ""), request.GET.get("token", "")
     )
-    if not signed_shared and not origin_token_valid(
-        origin_scope(request.path, shared=False), expires, token
-    ):
+    if signed_shared is None:
         raise InvalidToken()
     track = selectors.track_get_servable(track_id=track_id)
     if signed_shared != (track.visibility in SHARED_VISIBILITIES):

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 
-from cdn.origin import origin_token
+from cdn.origin import audience_scope, origin_token
 from cdn.services import (
     CdnSigningError,
     cdn_is_enabled,
@@ -27,17 +27,6 @@ from veza import metrics
 logger = logging.getLogger(__name__)
 
 Kind = Literal["stream", "download"]
-
-
-def origin_scope(path: str, *, shared: bool) -> str:
-    """What an origin token signs: the path, and whom the URL was handed to.
-
-    A URL minted while the track was public or unlisted ("shared") names that
-    in its signature, and the origin checks it against the track's state now:
-    making the track private revokes every such URL at once. URLs the owner
-    got for a private track end when it is shared (the owner asks again).
-    """
-    return f"{path}|{'shared' if shared else 'owner'}"
 
 
 @dataclass(frozen=True)
@@ -141,7 +130,8 @@ def _sign_playback_url(*, track: Track, kind: Kind, origin_base: str) -> Playbac
             return PlaybackUrl(url, expires_at, "s3")
     path = origin_path(track, kind)
     token = origin_token(
-        origin_scope(path, shared=track.visibility in SHARED_VISIBILITIES), expires_at
+        audience_scope(path, shared=track.visibility in SHARED_VISIBILITIES),
+        expires_at,
     )
     query = urlencode({"expires": expires_at, "token": token})
     metrics.PLAYBACK_URLS.labels(kind, "origin").inc()

@@ -6,8 +6,9 @@ import math
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
-from django.conf import settings
+from axes.helpers import get_cool_off
 from django.http import HttpRequest, HttpResponse
+from rest_framework.throttling import BaseThrottle
 
 from veza.errors import AccountLocked
 from veza.exception_handler import error_response
@@ -24,23 +25,12 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, *args, **kwargs)
 
 
-def client_address(request: HttpRequest) -> str | None:
-    """The client's address, as the API's rate limits take it.
-
-    REMOTE_ADDR, or with VEZA_TRUSTED_PROXY_COUNT proxies in front the entry
-    of X-Forwarded-For that many hops back: never an entry the client wrote
-    (django-axes would otherwise prefer the header as sent).
-    """
-    proxies = settings.REST_FRAMEWORK["NUM_PROXIES"]
-    remote = request.META.get("REMOTE_ADDR")
-    if not proxies:
-        return remote
-    forwarded = [
-        part.strip()
-        for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-        if part.strip()
-    ]
-    return forwarded[-proxies] if len(forwarded) >= proxies else remote
+def client_address(request: HttpRequest) -> str:
+    """The client's address exactly as the API's rate limits take it (DRF's,
+    from NUM_PROXIES = VEZA_TRUSTED_PROXY_COUNT): REMOTE_ADDR, or the entry of
+    X-Forwarded-For that many trusted proxies back. django-axes would
+    otherwise prefer the header as the client wrote it."""
+    return BaseThrottle().get_ident(request)  # type: ignore[arg-type]
 
 
 def lockout_response(
@@ -48,7 +38,8 @@ def lockout_response(
 ) -> HttpResponse:
     """429 until the cool-off ends: the API's error shape under /api/, a
     short page elsewhere (the admin's and the calls page's login forms)."""
-    seconds = math.ceil(settings.AXES_COOLOFF_TIME.total_seconds())
+    cool_off = get_cool_off(request)
+    seconds = math.ceil(cool_off.total_seconds()) if cool_off else 0
     headers = {"Retry-After": str(seconds)}
     if request.path.startswith("/api/"):
         error = AccountLocked(details={"retry_after_seconds": seconds})
