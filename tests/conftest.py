@@ -52,6 +52,13 @@ def staff_user(db):
 
 
 @pytest.fixture
+def staff_client(client, staff_user):
+    """Django's test client, logged in as staff (the admin's pages)."""
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

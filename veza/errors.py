@@ -11,8 +11,9 @@ class DomainError(Exception):
     status_code = 400
     code = "bad_request"
     default_message = "The request could not be processed."
-    # Response headers the status calls for (a 401's challenge).
-    headers: ClassVar[dict[str, str]] = {}
+    # Response headers the status calls for (a 401's challenge); an
+    # instance may add its own (a 429's Retry-After).
+    default_headers: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -20,11 +21,13 @@ class DomainError(Exception):
         *,
         code: str | None = None,
         details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.message = message or self.default_message
         if code is not None:
             self.code = code
         self.details = details or {}
+        self.headers = {**self.default_headers, **(headers or {})}
         super().__init__(self.message)
 
 
@@ -38,7 +41,7 @@ class InvalidCredentials(DomainError):
     status_code = 401
     code = "invalid_credentials"
     default_message = "No active account has this username and password."
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Token"}
+    default_headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Token"}
 
 
 class AccountLocked(DomainError):
@@ -51,7 +54,9 @@ class MetricsUnauthorized(DomainError):
     status_code = 401
     code = "metrics_token_required"
     default_message = "Scrape with `Authorization: Bearer <METRICS_TOKEN>`."
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+    default_headers: ClassVar[dict[str, str]] = {
+        "WWW-Authenticate": 'Bearer realm="metrics"'
+    }
 
 
 class Forbidden(DomainError):

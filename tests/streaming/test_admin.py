@@ -21,12 +21,6 @@ TRACKS_URL = "/admin/tracks/track/"
 
 
 @pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def track(auth_client, wav_file: Path) -> Track:
     body = create_track(auth_client, wav_file.read_bytes(), title="Tone")
     return Track.objects.get(pk=body["id"])

@@ -14,12 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def tracks(auth_client, wav_file):
     content = wav_file.read_bytes()
     local = create_track(auth_client, content, title="On disk")

@@ -19,12 +19,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/tracks/track/"
 
 
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def make_rows(owner, count: int, *, visibility: str = "public", title: str = "t"):
     return Track.objects.bulk_create(
         Track(
