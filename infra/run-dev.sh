@@ -11,6 +11,8 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true' EXIT INT TERM
 
 echo "Veza on http://$host:$port/  (API /api/v1/, admin /admin/, docs /api/docs/)"
-# daphne's access log goes to stdout; the filter redacts signed URLs' tokens.
-PYTHONUNBUFFERED=1 "$bin/daphne" -b "$host" -p "$port" veza.asgi:application \
+# daphne, refusing bodies above the upload limit before reading them
+# (veza/daphne_server.py); its access log goes to stdout, and the filter
+# redacts signed URLs' tokens.
+PYTHONUNBUFFERED=1 "$bin/python" -m veza.daphne_server -b "$host" -p "$port" veza.asgi:application \
   | "$bin/python" -u -m veza.log_redaction

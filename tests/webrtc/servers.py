@@ -15,7 +15,6 @@ from tests.s3server import free_port
 from tests.tracks.migration_helpers import database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-DAPHNE = str(Path(sys.executable).parent / "daphne")
 
 
 @dataclass
@@ -73,10 +72,13 @@ def start_daphne(
         }
     )
     port = free_port()
+    # How `make run` starts daphne (infra/run-dev.sh).
+    command = [sys.executable, "-m", "veza.daphne_server", "-b", "127.0.0.1"]
+    command += ["-p", str(port), "veza.asgi:application"]
     log = workdir / f"daphne-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "veza.asgi:application"],
+            command,
             cwd=BASE_DIR,
             env=environment,
             stdout=out,
