@@ -242,7 +242,14 @@ def check_bucket(server: S3Server, files: int, size: int) -> str:
 
 
 def veza_env(common: dict[str, str], server: S3Server | None) -> dict[str, str]:
-    extra = {"TRACK_STORAGE_BACKEND": "local", "HLS_PACKAGE_ON_UPLOAD": "false"}
+    extra = {
+        "TRACK_STORAGE_BACKEND": "local",
+        "HLS_PACKAGE_ON_UPLOAD": "false",
+        # One user uploads the whole catalogue: no per-user limits.
+        "TRACK_QUOTA_BYTES": "0",
+        "TRACK_DAILY_UPLOAD_BYTES": "0",
+        "TRACK_DAILY_UPLOAD_TRACKS": "0",
+    }
     if server is not None:
         extra.update(
             AWS_S3_ENABLED="true",

@@ -314,6 +314,10 @@ def run(size_mb: int, repeats: int) -> dict[str, object]:
             "VEZA_MEDIA_ROOT": str(var / "media"),
             "DATABASE_URL": db_url,
             "TRACK_MAX_UPLOAD_BYTES": str(size * 2),
+            # One user uploads every run: the per-user limits would stop it.
+            "TRACK_QUOTA_BYTES": "0",
+            "TRACK_DAILY_UPLOAD_BYTES": "0",
+            "TRACK_DAILY_UPLOAD_TRACKS": "0",
         }
         env = harness.base_env(**common)
         token = harness.migrate_and_make_user(env)["token"]

@@ -67,7 +67,9 @@ def hls_origin_directory(*, content_hash: str, expires: int, shared: bool) -> st
 def hls_master_url(
     *, package: HlsPackage, shared: bool, origin_base: str
 ) -> HlsMasterUrl:
-    """The master playlist URL of a ready package, valid for HLS_URL_TTL.
+    """The master playlist URL of a ready package, valid for HLS_URL_TTL, or
+    CDN_TOKEN_TTL if shorter for a CDN URL (which nothing can recall; the
+    player asks for a new one when it expires).
 
     Never an S3 presigned URL: its signature is in the query, which players
     drop when they resolve the playlists' relative URIs. Access was checked
@@ -78,6 +80,9 @@ def hls_master_url(
     # The CDN pulls from the bucket, so it serves only packages on S3; a
     # package still on local disk (during a migration) plays from the origin.
     if cdn_is_enabled() and package.storage_backend == StorageBackend.S3:
+        expires_at = int(time.time()) + min(
+            settings.HLS_URL_TTL, settings.CDN_TOKEN_TTL
+        )
         try:
             signed = cdn_signed_directory(
                 path=f"/{hls_token_scope(content_hash)}", expires_at=expires_at

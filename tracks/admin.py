@@ -7,15 +7,18 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from mediastore.backends import s3_require
 from mediastore.errors import S3NotConfigured
 from tracks import selectors
-from tracks.models import StorageBackend, StorageMigrationRun, Track
+from tracks.models import StorageBackend, StorageMigrationRun, Track, UploadQuota
 from veza.admin_pagination import EstimatedCountPaginator
 
 
@@ -264,3 +267,100 @@ class StorageMigrationRunAdmin(admin.ModelAdmin[StorageMigrationRun]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def _usage_text(quota: UploadQuota) -> str:
+    """Usage against each limit in force, as staff read it."""
+    allowance = selectors.upload_allowance_get(user=quota.user_id)
+
+    def of(used: int, limit: int | None, *, size: bool) -> str:
+        shown = filesizeformat if size else str
+        return f"{shown(used)} of {shown(limit) if limit is not None else 'no limit'}"
+
+    a = allowance
+    return (
+        f"storage {of(a.stored_bytes, a.storage_bytes_limit, size=True)}; "
+        f"today {of(a.day_bytes, a.daily_bytes_limit, size=True)}, "
+        f"{of(a.day_tracks, a.daily_tracks_limit, size=False)} tracks"
+    )
+
+
+QUOTA_LIMITS = ["storage_bytes_limit", "daily_bytes_limit", "daily_tracks_limit"]
+
+
+def upload_quota_save(quota: UploadQuota) -> None:
+    """Save staff's limits only: the usage counters belong to the uploads."""
+    if quota._state.adding:
+        quota.stored_bytes = selectors.track_bytes_owned(user=quota.user_id)
+        quota.save()
+    else:
+        quota.save(update_fields=QUOTA_LIMITS)
+
+
+class UploadQuotaInline(admin.StackedInline[UploadQuota, Any]):
+    model = UploadQuota
+    can_delete = False
+    max_num = 1
+    verbose_name_plural = "upload quota"
+    fields = [*QUOTA_LIMITS, "usage"]
+    readonly_fields = ["usage"]
+
+    @admin.display(description="Usage")
+    def usage(self, obj: UploadQuota) -> str:
+        return _usage_text(obj) if obj.user_id else "-"
+
+
+class UserWithQuotaAdmin(UserAdmin):  # type: ignore[type-arg]
+    inlines = [*UserAdmin.inlines, UploadQuotaInline]
+
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: Any, change: bool
+    ) -> None:
+        if formset.model is not UploadQuota:
+            super().save_formset(request, form, formset, change)
+            return
+        for quota in formset.save(commit=False):
+            upload_quota_save(quota)
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserWithQuotaAdmin)
+
+
+@admin.register(UploadQuota)
+class UploadQuotaAdmin(admin.ModelAdmin[UploadQuota]):
+    """Every user who has uploaded, biggest first; limits editable here too."""
+
+    list_display = [
+        "user",
+        "stored",
+        "day",
+        "day_uploaded",
+        "day_tracks",
+        *QUOTA_LIMITS,
+    ]
+    list_select_related = ["user"]
+    ordering = ["-stored_bytes"]
+    search_fields = ["user__username"]
+    fields = ["user", *QUOTA_LIMITS, "usage"]
+    readonly_fields = ["user", "usage"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by a user's first upload, or on the user's page
+
+    @admin.display(description="Stored", ordering="stored_bytes")
+    def stored(self, obj: UploadQuota) -> str:
+        return filesizeformat(obj.stored_bytes)
+
+    @admin.display(description="Uploaded that day", ordering="day_bytes")
+    def day_uploaded(self, obj: UploadQuota) -> str:
+        return filesizeformat(obj.day_bytes)
+
+    @admin.display(description="Usage")
+    def usage(self, obj: UploadQuota) -> str:
+        return _usage_text(obj)
+
+    def save_model(
+        self, request: HttpRequest, obj: UploadQuota, form: Any, change: bool
+    ) -> None:
+        upload_quota_save(obj)

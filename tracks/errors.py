@@ -1,6 +1,6 @@
 """Errors of the tracks app, each with a stable code."""
 
-from veza.errors import DomainError, Forbidden, UnsupportedMedia
+from veza.errors import DomainError, Forbidden, PayloadTooLarge, UnsupportedMedia
 
 
 class UploadMissing(DomainError):
@@ -56,3 +56,16 @@ class MigrationFailed(DomainError):
     status_code = 500
     code = "migration_failed"
     default_message = "The storage migration did not move every track."
+
+
+class StorageQuotaExceeded(PayloadTooLarge):
+    code = "storage_quota_exceeded"
+    default_message = "The upload would take you over your storage quota."
+
+
+class DailyUploadLimit(DomainError):
+    """A daily limit reached; `code` says which, Retry-After when it resets."""
+
+    status_code = 429
+    code = "daily_upload_limit"
+    default_message = "You have reached today's upload limit; try again tomorrow."

@@ -192,3 +192,47 @@ class StorageMigrationRun(models.Model):
             return 0.0
         rate = self.files_per_second
         return remaining / rate if rate > 0 else None
+
+
+class UploadQuota(models.Model):
+    """A user's upload limits (blank: the site's) and what counts against them.
+
+    One row per user who has uploaded, made on the first upload. Uploads lock
+    it, so two at once cannot both slip under a limit.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="upload_quota",
+    )
+    # Limits for this user: blank takes the site's setting, 0 means none.
+    storage_bytes_limit = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes of tracks the user may keep. Blank: TRACK_QUOTA_BYTES; "
+        "0: no limit.",
+    )
+    daily_bytes_limit = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes the user may upload per UTC day. Blank: "
+        "TRACK_DAILY_UPLOAD_BYTES; 0: no limit.",
+    )
+    daily_tracks_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tracks the user may upload per UTC day. Blank: "
+        "TRACK_DAILY_UPLOAD_TRACKS; 0: no limit.",
+    )
+    # Usage, kept by track_create and the deletion receiver: the bytes of the
+    # user's tracks now, and what they uploaded on `day` (deleting a track
+    # frees storage, not the day's allowance).
+    stored_bytes = models.BigIntegerField(default=0)
+    day = models.DateField(null=True, blank=True)
+    day_bytes = models.BigIntegerField(default=0)
+    day_tracks = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"upload quota of user {self.user_id}"

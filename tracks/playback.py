@@ -69,14 +69,27 @@ def playback_cache_reset(**kwargs: object) -> None:
     _local_urls.clear()
 
 
+def playback_url_ttl(track: Track) -> int:
+    """Seconds a new URL for `track` lives.
+
+    An origin URL TRACK_URL_TTL: the origin checks the track on every request,
+    so making it private or taking it down ends the URL at once. A CDN or S3
+    presigned URL (a track on S3) goes past the origin and nothing can recall
+    it: no longer than CDN_TOKEN_TTL, short by default.
+    """
+    if track.storage_backend == StorageBackend.S3:
+        return min(settings.TRACK_URL_TTL, settings.CDN_TOKEN_TTL)
+    return int(settings.TRACK_URL_TTL)
+
+
 def track_playback_url(*, track: Track, kind: Kind, origin_base: str) -> PlaybackUrl:
-    """Where a client fetches the track's bytes, valid at least TRACK_URL_TTL / 2.
+    """Where a client fetches the track's bytes, valid at least half its TTL.
 
     A URL signed for the same object is reused for half its lifetime: signing
     is most of the cost of this request, and stable URLs cache better at a
     CDN. Access was checked before this is called.
     """
-    ttl = settings.TRACK_URL_TTL
+    ttl = playback_url_ttl(track)
     if ttl < 2:
         _URL_MISS.inc()
         return _sign_playback_url(track=track, kind=kind, origin_base=origin_base)
@@ -105,7 +118,8 @@ def track_playback_url(*, track: Track, kind: Kind, origin_base: str) -> Playbac
 
 
 def _sign_playback_url(*, track: Track, kind: Kind, origin_base: str) -> PlaybackUrl:
-    expires_at = int(time.time()) + settings.TRACK_URL_TTL
+    ttl = playback_url_ttl(track)
+    expires_at = int(time.time()) + ttl
     key = track.storage_key or ""
     # The CDN pulls from the bucket, so it can serve only rows on S3; rows
     # still on local disk (during a migration) play from the origin.
@@ -121,7 +135,7 @@ def _sign_playback_url(*, track: Track, kind: Kind, origin_base: str) -> Playbac
     if track.storage_backend == StorageBackend.S3:
         url = storage_for("s3").presigned_url(
             key,
-            expires_in=settings.TRACK_URL_TTL,
+            expires_in=ttl,
             content_type=track.mime_type,
             disposition=track_disposition(track, kind),
         )

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
 from mediastore.tally import Tally, tally_read
 from tracks.errors import TrackTakenDown
@@ -21,8 +22,10 @@ from tracks.models import (
     StorageBackend,
     StorageMigrationRun,
     Track,
+    UploadQuota,
     Visibility,
 )
+from tracks.quotas import UploadAllowance
 from veza import metrics
 from veza.errors import Forbidden, NotFound
 from veza.metrics import StorageFigures
@@ -265,4 +268,25 @@ def storage_figures() -> StorageFigures:
     return StorageFigures(
         stored={b: (t.rows, t.bytes) for b, t in tally.items()},
         runs=[(str(r.pk), r.target, r.done, r.bytes_per_second) for r in running],
+    )
+
+
+def track_bytes_owned(*, user: Any) -> int:
+    """The bytes of all of a user's tracks, summed from the rows."""
+    total = Track.objects.filter(owner=user).aggregate(total=Sum("size_bytes"))
+    return int(total["total"] or 0)
+
+
+def upload_allowance_get(*, user: Any) -> UploadAllowance:
+    """A user's upload limits and usage now (what GET /uploads/quota shows)."""
+    quota = UploadQuota.objects.filter(user=user).first()
+    if quota is None:
+        # Not uploaded through the API yet: the site's limits, nothing today.
+        return UploadAllowance.of(
+            UploadQuota(user=user),
+            stored_bytes=track_bytes_owned(user=user),
+            now=timezone.now(),
+        )
+    return UploadAllowance.of(
+        quota, stored_bytes=quota.stored_bytes, now=timezone.now()
     )

@@ -10,15 +10,17 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mediastore.backends import storage_backends_in_use, storage_for
 from mediastore.errors import StorageUnavailable
 from mediastore.files import SourceFile
 from mediastore.tally import tally_add
-from tracks.models import TRACKS_TALLY, Track, Visibility
+from tracks.models import TRACKS_TALLY, Track, UploadQuota, Visibility
 from tracks.probe import probe_audio
+from tracks.quotas import UploadAllowance
+from tracks.selectors import track_bytes_owned
 from tracks.uploads import StagedUpload
 from veza import metrics
 
@@ -66,6 +68,7 @@ def track_create(
     )
     try:
         with transaction.atomic():
+            upload_quota_charge(owner=owner, size=upload.size or 0)
             track = Track(
                 id=track_id,
                 owner=owner,
@@ -93,6 +96,43 @@ def track_create(
     metrics.UPLOAD_BYTES.labels(backend).inc(track.size_bytes)
     metrics.UPLOAD_SECONDS.labels(backend).observe(time.monotonic() - started)
     return track
+
+
+def upload_quota_charge(*, owner: Any, size: int) -> None:
+    """Count one more track of `size` bytes against `owner`'s limits, or raise.
+
+    Call inside the transaction that creates the track: the lock on the
+    user's quota row makes their uploads pass this one at a time, so two at
+    once cannot both fit under a limit that has room for one.
+    """
+    now = timezone.now()
+    quota = _upload_quota_locked(owner)
+    UploadAllowance.of(quota, stored_bytes=quota.stored_bytes, now=now).refuse_if_over(
+        size=size
+    )
+    today = now.date()
+    if quota.day != today:
+        quota.day, quota.day_bytes, quota.day_tracks = today, 0, 0
+    quota.stored_bytes += size
+    quota.day_bytes += size
+    quota.day_tracks += 1
+    quota.save(update_fields=["stored_bytes", "day", "day_bytes", "day_tracks"])
+
+
+def _upload_quota_locked(owner: Any) -> UploadQuota:
+    try:
+        return UploadQuota.objects.select_for_update().get(user=owner)
+    except UploadQuota.DoesNotExist:
+        pass
+    try:
+        # The first upload: usage so far is whatever tracks the user has.
+        with transaction.atomic():
+            return UploadQuota.objects.create(
+                user=owner, stored_bytes=track_bytes_owned(user=owner)
+            )
+    except IntegrityError:
+        # Another upload of the same user made it first.
+        return UploadQuota.objects.select_for_update().get(user=owner)
 
 
 @transaction.atomic

@@ -6,11 +6,13 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from mediastore.tally import tally_add
-from tracks.models import TRACKS_TALLY, Track
+from tracks.models import TRACKS_TALLY, Track, UploadQuota
 from tracks.selectors import playback_cache_key
 
 
@@ -35,4 +37,13 @@ def count_deleted_track(sender: type[Track], instance: Track, **kwargs: Any) -> 
         backend=instance.storage_backend,
         rows=-1,
         bytes=-instance.size_bytes,
+    )
+
+
+@receiver(post_delete, sender=Track)
+def free_upload_quota(sender: type[Track], instance: Track, **kwargs: Any) -> None:
+    # The storage quota counts what a user keeps; the day's uploads stay
+    # counted, or deleting and uploading again would get round the limit.
+    UploadQuota.objects.filter(user_id=instance.owner_id).update(
+        stored_bytes=Greatest(F("stored_bytes") - instance.size_bytes, 0)
     )

@@ -69,6 +69,33 @@ def test_enabled_cdn_serves_signed_urls_the_edge_accepts(
     )
 
 
+def test_urls_nothing_can_recall_are_short_lived(
+    bunny, settings, auth_client, track, wav_file
+):
+    """CDN and S3 presigned URLs live CDN_TOKEN_TTL (600 s by default); the
+    origin's, which it checks against the track on every request, longer."""
+    assert settings.CDN_TOKEN_TTL == 600
+    assert settings.TRACK_URL_TTL == 3600
+
+    def lifetime(body: dict) -> float:
+        expires = dt.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+        return (expires - dt.datetime.now(dt.UTC)).total_seconds()
+
+    cdn = playback(auth_client, track["id"])
+    assert cdn["source"] == "cdn"
+    assert 590 < lifetime(cdn) <= 600
+    settings.CDN_ENABLED = False
+    presigned = playback(auth_client, track["id"])
+    assert presigned["source"] == "s3"
+    assert 590 < lifetime(presigned) <= 600
+    assert "X-Amz-Expires=600" in presigned["url"]
+    settings.TRACK_STORAGE_BACKEND = "local"
+    local = create_track(auth_client, wav_file.read_bytes())
+    origin = playback(auth_client, local["id"])
+    assert origin["source"] == "origin"
+    assert 3590 < lifetime(origin) <= 3600
+
+
 def test_redirect_goes_to_the_cdn(bunny, auth_client, track):
     response = auth_client.get(f"/api/v1/tracks/{track['id']}/stream?redirect=1")
     assert response.status_code == 302
@@ -132,7 +159,7 @@ def test_fallback_none_answers_503(settings, auth_client, track):
     settings.CDN_R2_SECRET_ACCESS_KEY = "SK"
     settings.CDN_R2_BUCKET = "media"
     # Longer than SigV4's 7 days: R2 cannot sign it.
-    settings.TRACK_URL_TTL = 8 * 86400
+    settings.TRACK_URL_TTL = settings.CDN_TOKEN_TTL = 8 * 86400
     settings.CDN_FALLBACK = "none"
     before = failures("r2", "refused")
     response = auth_client.get(f"/api/v1/tracks/{track['id']}/stream")

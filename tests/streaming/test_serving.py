@@ -726,6 +726,12 @@ def test_bunny_signs_the_package_directory_in_the_path(api_client, package, bunn
     assert f"&token_path=%2Fhls%2F{package.content_hash}%2F&" in url
     assert "?" not in url  # nothing a relative URI would drop
     assert cdn_verify(url=url)
+    # Nothing can recall a CDN URL: it lives CDN_TOKEN_TTL, not HLS_URL_TTL.
+    expires = dt.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    lifetime = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+    assert (
+        bunny.CDN_TOKEN_TTL - 10 < lifetime <= bunny.CDN_TOKEN_TTL < bunny.HLS_URL_TTL
+    )
     # A player resolves the playlists' relative URIs against it.
     media = urljoin(url, "128k/index.m3u8")
     for name in ("init.mp4", "seg_00002.m4s"):

@@ -107,3 +107,17 @@ class PlaybackUrlOutputSerializer(serializers.Serializer[None]):
     expires_at = serializers.DateTimeField()
     # A field named like DRF's Field.source attribute, as the API promises.
     source = serializers.ChoiceField(choices=["cdn", "s3", "origin"])  # type: ignore[assignment]
+
+
+class UploadQuotaOutputSerializer(serializers.Serializer[Any]):
+    """A user's upload limits and usage; a null limit is no limit."""
+
+    storage_bytes_limit = serializers.IntegerField(allow_null=True)
+    stored_bytes = serializers.IntegerField()
+    daily_bytes_limit = serializers.IntegerField(allow_null=True)
+    day_bytes = serializers.IntegerField(help_text="Bytes uploaded today (UTC).")
+    daily_tracks_limit = serializers.IntegerField(allow_null=True)
+    day_tracks = serializers.IntegerField(help_text="Tracks uploaded today (UTC).")
+    resets_at = serializers.DateTimeField(
+        help_text="When the daily counts start again (next UTC midnight)."
+    )

@@ -26,11 +26,12 @@ from tracks.api.serializers import (
     TrackCreateInputSerializer,
     TrackOutputSerializer,
     TrackUpdateInputSerializer,
+    UploadQuotaOutputSerializer,
 )
 from tracks.errors import UploadMissing
 from tracks.media_types import FORMATS
 from tracks.playback import Kind, track_playback_url
-from tracks.uploads import HashingUploadHandler, StagedUpload
+from tracks.uploads import MULTIPART_OVERHEAD, HashingUploadHandler, StagedUpload
 from veza.errors import InvalidParameter
 from veza.openapi import error_responses
 from veza.pagination import NewestFirstPagination
@@ -54,6 +55,7 @@ class TrackListView(APIView):
             content_length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             content_length = 0  # the multipart parser refuses it with a 400
+        self.content_length = content_length
         self.upload_handler = HashingUploadHandler(
             request,
             max_bytes=settings.TRACK_MAX_UPLOAD_BYTES,
@@ -95,7 +97,7 @@ class TrackListView(APIView):
         },
         responses={
             201: TrackOutputSerializer,
-            **error_responses(400, 401, 403, 413, 415, 422, 503),
+            **error_responses(400, 401, 403, 413, 415, 422, 429, 503),
         },
         operation_id="tracks_upload",
         summary="Upload a track",
@@ -105,9 +107,18 @@ class TrackListView(APIView):
         "`undecodable_audio`, `truncated_audio`, `no_duration`), an empty one "
         "a 400 `empty_file`, one above the size limit a 413, audio longer "
         "than the duration limit a 422 `audio_too_long`. 403 is a "
-        "session caller without the CSRF token.",
+        "session caller without the CSRF token. Per-user limits "
+        "(`GET /api/v1/uploads/quota`): 413 `storage_quota_exceeded` past "
+        "the storage quota, 429 `daily_track_limit` or `daily_byte_limit` "
+        "past a daily limit, with Retry-After until the next UTC midnight; "
+        "a body whose declared length cannot fit is refused before it is read.",
     )
     def post(self, request: Request) -> Response:
+        # Refuse before reading the body when even its declared length (less
+        # the multipart framing) cannot fit; track_create checks exactly.
+        selectors.upload_allowance_get(user=request.user).refuse_if_over(
+            size=max(self.content_length - MULTIPART_OVERHEAD, 0)
+        )
         upload = request.FILES.get("file")
         if not isinstance(upload, StagedUpload):
             raise UploadMissing()
@@ -228,3 +239,20 @@ class TrackStreamView(TrackPlaybackView):
 @_playback_schema("download", "Download a track", "that downloads the original")
 class TrackDownloadView(TrackPlaybackView):
     kind = "download"
+
+
+class UploadQuotaView(APIView):
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        responses={200: UploadQuotaOutputSerializer, **error_responses(401)},
+        operation_id="uploads_quota",
+        summary="Your upload limits",
+        description="How many bytes of tracks you may keep and upload per "
+        "UTC day, how many tracks per day, and how much of each you have "
+        "used. A null limit is no limit. Staff set a user's own limits in "
+        "the admin.",
+    )
+    def get(self, request: Request) -> Response:
+        allowance = selectors.upload_allowance_get(user=request.user)
+        return Response(UploadQuotaOutputSerializer(allowance).data)

@@ -210,6 +210,12 @@ _raw_backend = env.str("TRACK_STORAGE_BACKEND", default="local")
 TRACK_MAX_UPLOAD_BYTES = env.int("TRACK_MAX_UPLOAD_BYTES", default=512 * 1024 * 1024)
 # Longer audio, declared or found, is refused with 422 audio_too_long.
 TRACK_MAX_DURATION_SECONDS = env.int("TRACK_MAX_DURATION_SECONDS", default=2 * 3600)
+# Per-user upload limits (each user's own can be set in the admin); 0 means
+# none. Storage: bytes of a user's tracks; daily: what a user uploads per UTC
+# day, deleted tracks included.
+TRACK_QUOTA_BYTES = env.int("TRACK_QUOTA_BYTES", default=10 * 1024**3)
+TRACK_DAILY_UPLOAD_BYTES = env.int("TRACK_DAILY_UPLOAD_BYTES", default=2 * 1024**3)
+TRACK_DAILY_UPLOAD_TRACKS = env.int("TRACK_DAILY_UPLOAD_TRACKS", default=100)
 # How long a stream/download URL stays valid, in seconds.
 TRACK_URL_TTL = env.int("TRACK_URL_TTL", default=3600)
 VEZA_ACCEL_REDIRECT_PREFIX = env.str("VEZA_ACCEL_REDIRECT_PREFIX", default="")
@@ -271,7 +277,9 @@ CDN_BASE_URL = env.str("CDN_BASE_URL", default="")
 CDN_SECURITY_KEY = env.str("CDN_SECURITY_KEY", default="")
 # Still accepted by the verifiers while edges switch to the new key.
 CDN_PREVIOUS_SECURITY_KEY = env.str("CDN_PREVIOUS_SECURITY_KEY", default="")
-CDN_TOKEN_TTL = env.int("CDN_TOKEN_TTL", default=3600)
+# Longest life of a URL that goes past the origin (CDN tokens, S3 presigned
+# URLs): nothing can recall one, so it is short.
+CDN_TOKEN_TTL = env.int("CDN_TOKEN_TTL", default=600)
 CDN_FALLBACK = env.str("CDN_FALLBACK", default="origin")
 CDN_BUNNY_TOKEN_SCHEME = env.str("CDN_BUNNY_TOKEN_SCHEME", default="hmac")
 CDN_BUNNY_COUNTRIES_ALLOWED: list[str] = env.list(
