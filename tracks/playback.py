@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import urlencode
 
@@ -36,10 +37,19 @@ class PlaybackUrl:
     source: Literal["cdn", "s3", "origin"]
 
 
+def download_filename(track: Track) -> str:
+    """The client's file name with the extension of what the bytes are: a
+    file uploaded as `page.html` downloads as `page.mp3`, never as a page a
+    browser would open."""
+    stem = PurePosixPath(track.original_filename).stem or "track"
+    extension = PurePosixPath(track.storage_key or "").suffix or ".audio"
+    return f"{stem}{extension}"
+
+
 def track_disposition(track: Track, kind: Kind) -> str | None:
     if kind == "download":
         return content_disposition_header(
-            as_attachment=True, filename=track.original_filename
+            as_attachment=True, filename=download_filename(track)
         )
     return None
 

@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 DECODE_CHECK_SECONDS = 2.0
 # Audio that stops this far short of what the container declares is truncated.
 TRUNCATION_TOLERANCE = 0.02
+# Formats FFmpeg finds by scanning for frames, skipping whatever comes first:
+# a page or a document with an MP3 after it would pass as audio. The file
+# must start with an ID3 tag or a frame header.
+FRAME_SCANNED_FORMATS = {"mp3", "aac"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ def probe_audio(path: Path, *, max_seconds: float) -> ProbeResult:
         audio_format = FORMATS.get(container.format.name)
         if audio_format is None or not container.streams.audio:
             raise errors.NotAudio(details={"format": container.format.name})
+        if container.format.name in FRAME_SCANNED_FORMATS and not _starts_with_audio(
+            path
+        ):
+            raise errors.NotAudio(details={"reason": "data_before_audio"})
         stream = container.streams.audio[0]
         declared = _declared_duration(container, stream)
         if container.format.name == "wav":
@@ -76,6 +84,15 @@ def probe_audio(path: Path, *, max_seconds: float) -> ProbeResult:
             sample_rate=stream.codec_context.sample_rate or 0,
             channels=stream.codec_context.channels or 0,
         )
+
+
+def _starts_with_audio(path: Path) -> bool:
+    """An ID3v2 tag or an MPEG audio / ADTS frame sync at byte 0."""
+    with path.open("rb") as f:
+        head = f.read(3)
+    return head == b"ID3" or (
+        len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    )
 
 
 def _too_long(seconds: float, max_seconds: float) -> errors.TooLong:
