@@ -18,9 +18,11 @@ The S3 class lives in `mediastore.s3` (it loads boto3).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -178,10 +180,12 @@ class LocalMediaStorage(MediaStorage, FileSystemStorage):
 
     def put(self, key: str, source: SourceFile) -> str:
         try:
-            with source.path.open("rb") as src:
-                tmp = self._write_temporary(
-                    key, iter(lambda: src.read(CHUNK_SIZE), b"")
-                )
+            tmp = self._adopt(key, source.path) if source.movable else None
+            if tmp is None:
+                with source.path.open("rb") as src:
+                    tmp = self._write_temporary(
+                        key, iter(lambda: src.read(CHUNK_SIZE), b"")
+                    )
             self._commit(tmp, key)
         except OSError as exc:
             metrics.STORAGE_OPERATIONS.labels(self.backend, "put", "error").inc()
@@ -233,6 +237,26 @@ class LocalMediaStorage(MediaStorage, FileSystemStorage):
                         hasher.update(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def _adopt(self, key: str, path: Path) -> Path | None:
+        """Move a staged file beside `key`'s file and fsync it, as
+        `_write_temporary` leaves a copy; None across filesystems."""
+        target = self.local_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".incoming-{uuid.uuid4().hex}"
+        try:
+            os.rename(path, tmp)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return None
+            raise
+        try:
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -47,6 +47,7 @@ class SourceFile(File):  # type: ignore[type-arg]
         content_type: str,
         md5_base64: str | None = None,
         cache_control: str | None = None,
+        movable: bool = False,
     ) -> None:
         super().__init__(None, name=str(path))
         self.path = path
@@ -56,6 +57,9 @@ class SourceFile(File):  # type: ignore[type-arg]
         self.content_type = content_type
         # Stored with the object on S3, so a CDN pulling from the bucket keeps it.
         self.cache_control = cache_control
+        # A staged file nobody reads after it is stored: local storage may
+        # move it into place (a rename) instead of copying every byte.
+        self.movable = movable
 
     @classmethod
     def from_digests(

@@ -10,6 +10,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
 from mediastore.backends import LocalMediaStorage, storage_for
+from mediastore.files import SourceFile
 from mediastore.s3 import S3MediaStorage
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +55,29 @@ def test_local_names_cannot_leave_media_root(settings):
     for name in ("../x", "/etc/passwd", "tracks/../../x", "tracks//x"):
         with pytest.raises(ValueError, match="unsafe storage key"):
             storage.local_path(name)
+
+
+@pytest.mark.parametrize("movable", [True, False])
+def test_local_put_moves_a_movable_staged_file_instead_of_copying(
+    settings, tmp_path, movable
+):
+    staged = tmp_path / "var" / "uploads" / "staged.wav"
+    staged.parent.mkdir(parents=True)
+    content = b"RIFF staged take" * 1000
+    staged.write_bytes(content)
+    inode = staged.stat().st_ino
+    source = SourceFile(
+        staged,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        content_type="audio/wav",
+        movable=movable,
+    )
+    storage = storage_for("local")
+    storage.put("tracks/x/staged.wav", source)
+    stored = storage.local_path("tracks/x/staged.wav")
+    assert stored.read_bytes() == content
+    # Moved: the same file (no byte copied) and nothing left behind; else a copy.
+    assert (stored.stat().st_ino == inode) is movable
+    assert staged.exists() is not movable
+    assert not list(stored.parent.glob(".incoming-*"))
