@@ -13,6 +13,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_upload.py",
+    "bench_resumable.py",
     "bench_stream_url.py",
     "bench_migrate.py",
     "bench_scale.py",

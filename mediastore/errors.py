@@ -1,6 +1,6 @@
 """Errors of media storage, each with a stable code where the API shows it."""
 
-from veza.errors import ServiceUnavailable
+from veza.errors import DomainError, ServiceUnavailable
 
 
 class StorageUnavailable(ServiceUnavailable):
@@ -18,3 +18,17 @@ class S3NotConfigured(ServiceUnavailable):
 
     code = "s3_not_configured"
     default_message = "S3 is not configured."
+
+
+class MultipartRefused(DomainError):
+    """The bucket refused a client's multipart upload as sent: a part missing
+    or too small, parts out of order, or the upload no longer open."""
+
+    code = "multipart_refused"
+    default_message = "The bucket refused the parts of this upload."
+
+    def __init__(self, s3_code: str) -> None:
+        super().__init__(
+            f"The bucket refused the parts of this upload ({s3_code}).",
+            details={"s3_code": s3_code},
+        )

@@ -18,7 +18,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from cdn.services import cdn_is_enabled
-from tracks.errors import TrackTakenDown
+from tracks.errors import TrackProcessing, TrackTakenDown
 from tracks.models import Track
 from tracks.selectors import track_get_playable
 from veza.errors import NotFound
@@ -100,7 +100,7 @@ def track_player(request: HttpRequest, track_id: uuid.UUID) -> HttpResponse:
         track = track_get_playable(user=request.user, track_id=track_id)
     except NotFound:
         return _not_found(request)
-    except TrackTakenDown as exc:
+    except (TrackTakenDown, TrackProcessing) as exc:
         return _unavailable(
             request,
             status=exc.status_code,

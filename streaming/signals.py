@@ -21,14 +21,21 @@ from streaming.services import (
     package_tally_add,
     serving_cache_key,
 )
-from tracks.models import Track
+from tracks.models import Track, TrackStatus
 
 
 @receiver(post_save, sender=Track)
 def package_new_upload(
     sender: type[Track], instance: Track, created: bool, **kwargs: Any
 ) -> None:
-    if created and settings.HLS_PACKAGE_ON_UPLOAD and not kwargs.get("raw"):
+    # A new track, or a resumable upload's once processed: when it is ready.
+    update_fields = kwargs.get("update_fields") or ()
+    if (
+        settings.HLS_PACKAGE_ON_UPLOAD
+        and not kwargs.get("raw")
+        and instance.status == TrackStatus.READY
+        and (created or "status" in update_fields)
+    ):
         hls_package_request(track=instance)
 
 

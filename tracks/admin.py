@@ -18,7 +18,13 @@ from django.urls import URLPattern, path
 from mediastore.backends import s3_require
 from mediastore.errors import S3NotConfigured
 from tracks import selectors
-from tracks.models import StorageBackend, StorageMigrationRun, Track, UploadQuota
+from tracks.models import (
+    StorageBackend,
+    StorageMigrationRun,
+    Track,
+    UploadQuota,
+    UploadSession,
+)
 from veza.admin_pagination import EstimatedCountPaginator
 
 
@@ -364,3 +370,37 @@ class UploadQuotaAdmin(admin.ModelAdmin[UploadQuota]):
         self, request: HttpRequest, obj: UploadQuota, form: Any, change: bool
     ) -> None:
         upload_quota_save(obj)
+
+
+@admin.register(UploadSession)
+class UploadSessionAdmin(admin.ModelAdmin[UploadSession]):
+    """Resumable uploads: those in progress with their offsets, and failures."""
+
+    list_display = [
+        "id",
+        "owner",
+        "filename",
+        "status",
+        "progress",
+        "error_code",
+        "expires_at",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["owner"]
+    search_fields = ["owner__username", "filename"]
+    ordering = ["-created_at"]
+    readonly_fields = [f.name for f in UploadSession._meta.fields] + ["progress"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # sessions are opened by clients (tus)
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: UploadSession | None = None
+    ) -> bool:
+        return False
+
+    @admin.display(description="Received")
+    def progress(self, obj: UploadSession) -> str:
+        percent = 100 * obj.offset / obj.length if obj.length else 0
+        done, total = filesizeformat(obj.offset), filesizeformat(obj.length)
+        return f"{done} of {total} ({percent:.0f} %)"

@@ -34,6 +34,21 @@ class Visibility(models.TextChoices):
 SHARED_VISIBILITIES = (Visibility.PUBLIC, Visibility.UNLISTED)
 
 
+class TrackStatus(models.TextChoices):
+    READY = "ready", "Ready"
+    # A resumable upload's track between its last byte and its processing:
+    # a row with no stored bytes yet, seen only by its owner's API.
+    PROCESSING = "processing", "Processing"
+
+
+class ReadyTrackManager(models.Manager["Track"]):
+    """Tracks whose bytes are stored: what storage, migration, audits, tallies
+    and every other reader see. `Track.all_objects` adds those processing."""
+
+    def get_queryset(self) -> models.QuerySet[Track]:
+        return super().get_queryset().filter(status=TrackStatus.READY)
+
+
 class Track(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -77,8 +92,17 @@ class Track(models.Model):
     # A takedown (e.g. a DMCA notice): every playback route answers 451.
     taken_down_at = models.DateTimeField(null=True, blank=True)
     takedown_reason = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(
+        max_length=16,
+        choices=TrackStatus.choices,
+        default=TrackStatus.READY,
+        db_default=TrackStatus.READY,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ReadyTrackManager()
+    all_objects = models.Manager()  # noqa: DJ012 (a manager, not a field)
 
     class Meta:
         ordering = ["-created_at"]
@@ -236,3 +260,77 @@ class UploadQuota(models.Model):
 
     def __str__(self) -> str:
         return f"upload quota of user {self.user_id}"
+
+
+class UploadStatus(models.TextChoices):
+    RECEIVING = "receiving", "Receiving"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+# Sessions still holding staged bytes and counting against the quota.
+OPEN_UPLOAD_STATUSES = (UploadStatus.RECEIVING, UploadStatus.PROCESSING)
+
+
+class UploadTransport(models.TextChoices):
+    TUS = "tus", "tus"
+    S3 = "s3", "S3 multipart"
+
+
+class UploadSession(models.Model):
+    """A resumable upload: bytes staged (on disk for tus, in the bucket for S3
+    multipart) until they are all in, then processed off the request path
+    into a track."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    transport = models.CharField(
+        max_length=8, choices=UploadTransport.choices, default=UploadTransport.TUS
+    )
+    # S3 multipart: the staging object's key (ours, under uploads/) and the
+    # bucket's multipart upload id.
+    s3_key = models.CharField(max_length=512, blank=True, default="")
+    s3_upload_id = models.CharField(max_length=1024, blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+    )
+    length = models.BigIntegerField(help_text="Declared size in bytes.")
+    offset = models.BigIntegerField(default=0, help_text="Bytes received so far.")
+    filename = models.CharField(max_length=255, blank=True, default="")
+    title = models.CharField(max_length=200, blank=True, default="")
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    status = models.CharField(
+        max_length=16, choices=UploadStatus.choices, default=UploadStatus.RECEIVING
+    )
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.CharField(max_length=500, blank=True, default="")
+    track = models.ForeignKey(
+        Track, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Moved on by every chunk: an abandoned session expires this long after
+    # its last byte (UPLOAD_SESSION_TTL).
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="upload_owner_created"),
+            # What the expiry sweep and the quota's open-session sum read.
+            models.Index(
+                fields=["expires_at"],
+                name="upload_open_expiry",
+                condition=models.Q(status__in=["receiving", "processing"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_UPLOAD_STATUSES

@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from mediastore.tally import Tally, tally_read
-from tracks.errors import TrackTakenDown
+from tracks.errors import TrackProcessing, TrackTakenDown, UploadNotFound
 from tracks.models import (
     SHARED_VISIBILITIES,
     TRACKS_TALLY,
@@ -22,7 +22,9 @@ from tracks.models import (
     StorageBackend,
     StorageMigrationRun,
     Track,
+    TrackStatus,
     UploadQuota,
+    UploadSession,
     Visibility,
 )
 from tracks.quotas import UploadAllowance
@@ -31,12 +33,21 @@ from veza.errors import Forbidden, NotFound
 from veza.metrics import StorageFigures
 
 
-def track_list_visible(*, user: Any) -> QuerySet[Track]:
-    """The user's own tracks and everyone's public ones, newest first."""
-    visible = Q(visibility=Visibility.PUBLIC)
+def _visible_to(user: Any, visibilities: Any) -> Q:
+    """Shared and ready tracks, and the user's own, processing ones too."""
+    visible = Q(visibility__in=visibilities, status=TrackStatus.READY)
     if user.is_authenticated:
         visible |= Q(owner=user)
-    return Track.objects.filter(visible).select_related("owner").order_by("-created_at")
+    return visible
+
+
+def track_list_visible(*, user: Any) -> QuerySet[Track]:
+    """The user's own tracks and everyone's public ones, newest first."""
+    return (
+        Track.all_objects.filter(_visible_to(user, [Visibility.PUBLIC]))
+        .select_related("owner")
+        .order_by("-created_at")
+    )
 
 
 SHA256_PREFIX = re.compile(r"[0-9a-f]{6,64}")
@@ -64,11 +75,12 @@ def track_search(*, queryset: QuerySet[Track], term: str) -> QuerySet[Track]:
 
 
 def track_get_visible(*, user: Any, track_id: uuid.UUID | str) -> Track:
-    """A track the user may play: their own, public or unlisted. Else 404."""
-    allowed = Q(visibility__in=SHARED_VISIBILITIES)
-    if user.is_authenticated:
-        allowed |= Q(owner=user)
-    track = Track.objects.filter(allowed, pk=track_id).select_related("owner").first()
+    """A track the user may see: their own, public or unlisted. Else 404."""
+    track = (
+        Track.all_objects.filter(_visible_to(user, SHARED_VISIBILITIES), pk=track_id)
+        .select_related("owner")
+        .first()
+    )
     if track is None:
         raise NotFound("No such track.", code="track_not_found")
     return track
@@ -85,6 +97,7 @@ PLAYBACK_FIELDS = (
     "storage_backend",
     "storage_key",
     "taken_down_at",
+    "status",
 )
 
 
@@ -114,7 +127,7 @@ def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
     if fields is None:
         _COLUMNS_MISS.inc()
         fields = (
-            Track.objects.filter(pk=track_id)
+            Track.all_objects.filter(pk=track_id)
             .order_by()
             .values(*PLAYBACK_FIELDS)
             .first()
@@ -124,11 +137,16 @@ def track_get_playable(*, user: Any, track_id: uuid.UUID | str) -> Track:
     else:
         _COLUMNS_HIT.inc()
     visible = fields is not None and (
-        fields["visibility"] in SHARED_VISIBILITIES
+        (
+            fields["visibility"] in SHARED_VISIBILITIES
+            and fields["status"] == TrackStatus.READY
+        )
         or (user.is_authenticated and fields["owner_id"] == user.pk)
     )
     if not visible:
         raise NotFound("No such track.", code="track_not_found")
+    if fields["status"] != TrackStatus.READY:
+        raise TrackProcessing()
     if fields["taken_down_at"] is not None:
         raise TrackTakenDown()
     return _track_from_columns(fields)
@@ -290,3 +308,29 @@ def upload_allowance_get(*, user: Any) -> UploadAllowance:
     return UploadAllowance.of(
         quota, stored_bytes=quota.stored_bytes, now=timezone.now()
     )
+
+
+def upload_session_list(*, user: Any) -> QuerySet[UploadSession]:
+    """The caller's resumable uploads, newest first."""
+    return UploadSession.objects.filter(owner=user).order_by("-created_at", "-id")
+
+
+def upload_session_get_owned(*, user: Any, upload_id: uuid.UUID | str) -> UploadSession:
+    """One of the caller's uploads; anyone else's is not found, as a missing one."""
+    session = UploadSession.objects.filter(owner=user, pk=upload_id).first()
+    if session is None:
+        raise UploadNotFound()
+    return session
+
+
+def upload_session_get_multipart(
+    *, user: Any, upload_id: str, key: str | None
+) -> UploadSession:
+    """The caller's S3 multipart session with this upload id and key: a key
+    or upload id of anyone else's is not found, as a made-up one."""
+    session = UploadSession.objects.filter(
+        owner=user, s3_upload_id=upload_id, s3_key=key or "", transport="s3"
+    ).first()
+    if session is None or not upload_id:
+        raise UploadNotFound()
+    return session

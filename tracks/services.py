@@ -17,7 +17,8 @@ from mediastore.backends import storage_backends_in_use, storage_for
 from mediastore.errors import StorageUnavailable
 from mediastore.files import SourceFile
 from mediastore.tally import tally_add
-from tracks.models import TRACKS_TALLY, Track, UploadQuota, Visibility
+from tracks.errors import TrackDeletedWhileProcessing
+from tracks.models import TRACKS_TALLY, Track, TrackStatus, UploadQuota, Visibility
 from tracks.probe import probe_audio
 from tracks.quotas import UploadAllowance
 from tracks.selectors import track_bytes_owned
@@ -45,13 +46,18 @@ def track_create(
     upload: StagedUpload,
     title: str | None = None,
     visibility: str = Visibility.PRIVATE,
+    processing: Track | None = None,
 ) -> Track:
-    """Probe, store and record an upload: the row exists only if the bytes do."""
+    """Probe, store and record an upload: the row exists only if the bytes do.
+
+    With `processing` (a resumable upload's track row, made when its last
+    byte arrived), that row is filled in and becomes ready instead.
+    """
     started = time.monotonic()
     probe = probe_audio(upload.path, max_seconds=settings.TRACK_MAX_DURATION_SECONDS)
     backend = settings.TRACK_STORAGE_BACKEND
     storage = storage_for(backend)
-    track_id = uuid.uuid4()
+    track_id = processing.pk if processing is not None else uuid.uuid4()
     filename = clean_filename(upload.name or "")
     key = track_object_name(
         track_id=track_id, sha256=upload.sha256, extension=probe.format.extension
@@ -64,28 +70,38 @@ def track_create(
             sha256=upload.sha256,
             md5_base64=upload.md5_base64,
             content_type=probe.format.mime_type,
+            # The staged upload is deleted once stored: on local disk it is
+            # moved into place, not copied.
+            movable=True,
         ),
     )
+    columns = {
+        "title": (title or PurePosixPath(filename).stem or "Untitled")[:200],
+        "visibility": visibility,
+        "original_filename": filename,
+        "mime_type": probe.format.mime_type,
+        "size_bytes": upload.size or 0,
+        "sha256": upload.sha256,
+        "duration_seconds": probe.duration_seconds,
+        "storage_backend": backend,
+        "storage_key": key,
+        "storage_etag": etag,
+        "storage_verified_at": timezone.now(),
+        "status": TrackStatus.READY,
+    }
     try:
         with transaction.atomic():
             upload_quota_charge(owner=owner, size=upload.size or 0)
-            track = Track(
-                id=track_id,
-                owner=owner,
-                title=(title or PurePosixPath(filename).stem or "Untitled")[:200],
-                visibility=visibility,
-                original_filename=filename,
-                mime_type=probe.format.mime_type,
-                size_bytes=upload.size or 0,
-                sha256=upload.sha256,
-                duration_seconds=probe.duration_seconds,
-                storage_backend=backend,
-                storage_key=key,
-                storage_etag=etag,
-                storage_verified_at=timezone.now(),
-            )
-            track.full_clean()
-            track.save(force_insert=True)
+            if processing is None:
+                track = Track(id=track_id, owner=owner, **columns)
+                track.full_clean()
+                track.save(force_insert=True)
+            else:
+                track = _processing_track_locked(processing)
+                for name, value in columns.items():
+                    setattr(track, name, value)
+                track.full_clean()
+                track.save(update_fields=[*columns, "updated_at"])
             tally_add(
                 kind=TRACKS_TALLY, backend=backend, rows=1, bytes=track.size_bytes
             )
@@ -98,6 +114,36 @@ def track_create(
     return track
 
 
+def _processing_track_locked(processing: Track) -> Track:
+    track = (
+        Track.all_objects.select_for_update()
+        .filter(pk=processing.pk, status=TrackStatus.PROCESSING)
+        .first()
+    )
+    if track is None:
+        raise TrackDeletedWhileProcessing()
+    return track
+
+
+def track_create_processing(
+    *, owner_id: Any, length: int, filename: str, title: str, visibility: str
+) -> Track:
+    """The row of a resumable upload whose bytes are all in: its owner sees
+    it (`processing`; playback answers 409) until its processing ends."""
+    return Track.all_objects.create(
+        owner_id=owner_id,
+        title=(title or PurePosixPath(filename).stem or "Untitled")[:200],
+        visibility=visibility,
+        original_filename=filename or "upload",
+        mime_type="",
+        size_bytes=length,
+        sha256="",
+        duration_seconds=0,
+        storage_backend=settings.TRACK_STORAGE_BACKEND,
+        status=TrackStatus.PROCESSING,
+    )
+
+
 def upload_quota_charge(*, owner: Any, size: int) -> None:
     """Count one more track of `size` bytes against `owner`'s limits, or raise.
 
@@ -106,7 +152,7 @@ def upload_quota_charge(*, owner: Any, size: int) -> None:
     once cannot both fit under a limit that has room for one.
     """
     now = timezone.now()
-    quota = _upload_quota_locked(owner)
+    quota = upload_quota_lock(owner)
     UploadAllowance.of(quota, stored_bytes=quota.stored_bytes, now=now).refuse_if_over(
         size=size
     )
@@ -119,7 +165,8 @@ def upload_quota_charge(*, owner: Any, size: int) -> None:
     quota.save(update_fields=["stored_bytes", "day", "day_bytes", "day_tracks"])
 
 
-def _upload_quota_locked(owner: Any) -> UploadQuota:
+def upload_quota_lock(owner: Any) -> UploadQuota:
+    """The user's quota row, locked until the transaction ends (made if new)."""
     try:
         return UploadQuota.objects.select_for_update().get(user=owner)
     except UploadQuota.DoesNotExist:

@@ -12,7 +12,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from mediastore.tally import tally_add
-from tracks.models import TRACKS_TALLY, Track, UploadQuota
+from tracks.models import TRACKS_TALLY, Track, TrackStatus, UploadQuota
 from tracks.selectors import playback_cache_key
 
 
@@ -31,7 +31,10 @@ def forget_playback_columns(
 @receiver(post_delete, sender=Track)
 def count_deleted_track(sender: type[Track], instance: Track, **kwargs: Any) -> None:
     # Every deletion (the API's, the admin's, a user's cascade) passes here,
-    # inside the deleting transaction, so the tally and the rows agree.
+    # inside the deleting transaction, so the tally and the rows agree. A
+    # processing track was never counted (nor charged to the quota, below).
+    if instance.status != TrackStatus.READY:
+        return
     tally_add(
         kind=TRACKS_TALLY,
         backend=instance.storage_backend,
@@ -44,6 +47,8 @@ def count_deleted_track(sender: type[Track], instance: Track, **kwargs: Any) -> 
 def free_upload_quota(sender: type[Track], instance: Track, **kwargs: Any) -> None:
     # The storage quota counts what a user keeps; the day's uploads stay
     # counted, or deleting and uploading again would get round the limit.
+    if instance.status != TrackStatus.READY:
+        return
     UploadQuota.objects.filter(user_id=instance.owner_id).update(
         stored_bytes=Greatest(F("stored_bytes") - instance.size_bytes, 0)
     )

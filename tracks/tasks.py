@@ -46,3 +46,12 @@ def tracks_move(
             details=summary,
         )
     return summary
+
+
+@task()
+def upload_session_process_task(*, session_id: str) -> dict[str, Any]:
+    """Process a complete resumable upload into a track (off the request)."""
+    from tracks.upload_sessions import upload_session_process
+
+    session = upload_session_process(session_id=session_id)
+    return {"upload": session_id, "status": session.status, "error": session.error_code}

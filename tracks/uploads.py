@@ -113,3 +113,27 @@ class HashingUploadHandler(FileUploadHandler):
             self._file.close()
         for path in self.staged:
             path.unlink(missing_ok=True)
+
+
+def stage_file(
+    path: Path, *, name: str, want_md5: bool, chunk_size: int = 1024 * 1024
+) -> StagedUpload:
+    """A file already on disk (a resumable upload's bytes) as a StagedUpload,
+    read once for its SHA-256 (and MD5)."""
+    sha256 = hashlib.sha256()
+    md5 = hashlib.md5() if want_md5 else None  # noqa: S324
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_size):
+            size += len(chunk)
+            sha256.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
+    return StagedUpload(
+        path=path,
+        name=name or "upload",
+        content_type="application/octet-stream",
+        size=size,
+        sha256=sha256.hexdigest(),
+        md5_base64=base64.b64encode(md5.digest()).decode() if md5 else None,
+    )

@@ -18,7 +18,7 @@ COUNT_CAP = 10_000
 class EstimatedCountPaginator(Paginator[Any]):
     """Counts that stay cheap at a million rows.
 
-    The whole table, on PostgreSQL: the planner's estimate (`EXPLAIN`, no
+    The whole list, on PostgreSQL: the planner's estimate (`EXPLAIN`, no
     rows read; as good as the table's statistics). A filtered or searched
     list: counted exactly up to COUNT_CAP rows, since the planner's guess
     for a filter can be far off and the admin builds its page links from the
@@ -32,7 +32,9 @@ class EstimatedCountPaginator(Paginator[Any]):
         query, db = queryset.query, queryset.db
         if connections[db].vendor != "postgresql":
             return super().count
-        if query.where:
+        # A filter of the model's default manager (tracks: only ready ones)
+        # is the whole list to the admin; the planner estimates it as well.
+        if query.where != queryset.model._default_manager.all().query.where:
             return min(queryset[: COUNT_CAP + 1].count(), COUNT_CAP)
         sql, params = query.sql_with_params()
         with connections[db].cursor() as cursor:

@@ -39,7 +39,8 @@ def error_responses(*statuses: int) -> dict[int, type[ErrorOutputSerializer]]:
 
 # Operations reachable with what another one answers, as OpenAPI links (which
 # drf-spectacular does not generate): an upload's `id` is every per-track
-# operation's `track_id`. Clients and schemathesis's stateful tests follow them.
+# operation's `track_id`, and a listed upload session's `id` opens it.
+# Clients and schemathesis's stateful tests follow them.
 _TRACK_ID = {"track_id": "$response.body#/id"}
 LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("tracks_upload", "201"): {
@@ -49,6 +50,12 @@ LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "StreamTrack": {"operationId": "tracks_stream", "parameters": _TRACK_ID},
         "DownloadTrack": {"operationId": "tracks_download", "parameters": _TRACK_ID},
         "PlayTrackOverHls": {"operationId": "tracks_hls", "parameters": _TRACK_ID},
+    },
+    ("uploads_list", "200"): {
+        "GetUpload": {
+            "operationId": "uploads_retrieve",
+            "parameters": {"upload_id": "$response.body#/results/0/id"},
+        },
     },
 }
 

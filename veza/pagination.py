@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from veza.errors import InvalidParameter
 
@@ -100,3 +101,12 @@ class NewestFirstPagination(CursorPagination):
                 details={"parameter": self.cursor_query_param},
             ) from None
         return cursor
+
+
+def newest_first_page(
+    *, request: Request, view: Any, queryset: Any, serializer: type[Any]
+) -> Response:
+    """One page of `queryset`, serialized, as every API list answers it."""
+    paginator = NewestFirstPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)

@@ -4,7 +4,6 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from tracks.api.views import UploadQuotaView
 from veza import health
 from veza.api_routes import api_unmatched
 from veza.auth_views import AuthTokenView, TokenListView
@@ -15,7 +14,7 @@ from webrtc.api.views import IceConfigView
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token", AuthTokenView.as_view(), name="auth-token"),
     path("auth/tokens", TokenListView.as_view(), name="auth-tokens"),
-    path("uploads/quota", UploadQuotaView.as_view(), name="upload-quota"),
+    path("uploads/", include("tracks.api.upload_urls")),
     path("", include("streaming.api.urls")),
     path("config/webrtc", IceConfigView.as_view(), name="webrtc-config"),
     path("calls/", include("webrtc.api.urls")),

@@ -16,6 +16,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from tests.tracks.helpers import create_track
+from tracks.upload_sessions import upload_session_create
 from veza.auth_views import LoginThrottle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,6 +36,8 @@ def test_schemathesis_finds_nothing(
     # Someone else's public track, so lists and playback see more than ours.
     create_track(other_client, wav_file.read_bytes(), visibility="public")
     alice, _ = Token.objects.get_or_create(user=user)
+    # A resumable upload of ours in progress, for the upload session reads.
+    upload_session_create(owner=user, length=1000, filename="part.wav")
 
     result = subprocess.run(
         [

@@ -6,10 +6,11 @@ import re
 from typing import Any
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
 
-from tracks.models import Track, Visibility
+from tracks.models import Track, UploadSession, Visibility
 
 # A title is one line of text: no control characters (C0, DEL, C1) and not
 # only spaces (the characters str.strip() removes that are not controls).
@@ -81,6 +82,7 @@ class TrackOutputSerializer(serializers.ModelSerializer[Track]):
             "size_bytes",
             "sha256",
             "duration_seconds",
+            "status",
             "created_at",
             "updated_at",
         ]
@@ -121,3 +123,75 @@ class UploadQuotaOutputSerializer(serializers.Serializer[Any]):
     resets_at = serializers.DateTimeField(
         help_text="When the daily counts start again (next UTC midnight)."
     )
+
+
+class UploadErrorOutputSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class UploadSessionOutputSerializer(serializers.ModelSerializer[UploadSession]):
+    track = serializers.UUIDField(
+        source="track_id",
+        allow_null=True,
+        help_text="The track made from the upload, once `ready`.",
+    )
+    error = serializers.SerializerMethodField(
+        help_text="Why the upload `failed` (the same codes as a one-request upload)."
+    )
+
+    class Meta:
+        model = UploadSession
+        fields = [
+            "id",
+            "status",
+            "offset",
+            "length",
+            "track",
+            "error",
+            "filename",
+            "title",
+            "visibility",
+            "created_at",
+            "expires_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(UploadErrorOutputSerializer(allow_null=True))
+    def get_error(self, session: UploadSession) -> dict[str, str] | None:
+        if not session.error_code:
+            return None
+        return {"code": session.error_code, "message": session.error_message}
+
+
+class S3MultipartCreateInputSerializer(serializers.Serializer[Any]):
+    """What Uppy's @uppy/aws-s3 sends to open a multipart upload, and the size
+    (top level or in `metadata`), which the quota needs up front."""
+
+    filename = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    type = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    metadata = serializers.DictField(required=False, default=dict)
+    size = serializers.IntegerField(required=False, min_value=0)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        metadata = attrs["metadata"]
+        size = attrs.get("size", metadata.get("size"))
+        if isinstance(size, str) and size.isdigit():
+            size = int(size)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise serializers.ValidationError(
+                {"size": "The file's size in bytes, at the top level or in metadata."}
+            )
+        visibility = metadata.get("visibility") or Visibility.PRIVATE
+        if visibility not in Visibility.values:
+            raise serializers.ValidationError(
+                {"metadata": "visibility is public, unlisted or private."}
+            )
+        title = metadata.get("title") or ""
+        return {
+            "length": size,
+            "filename": attrs.get("filename") or str(metadata.get("name") or ""),
+            "content_type": attrs.get("type") or "",
+            "title": str(title).strip()[:200],
+            "visibility": visibility,
+        }

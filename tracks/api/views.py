@@ -34,7 +34,7 @@ from tracks.playback import Kind, track_playback_url
 from tracks.uploads import MULTIPART_OVERHEAD, HashingUploadHandler, StagedUpload
 from veza.errors import InvalidParameter
 from veza.openapi import error_responses
-from veza.pagination import NewestFirstPagination
+from veza.pagination import NewestFirstPagination, newest_first_page
 
 # The formats an upload may be in, as the multipart part's media types. The
 # server reads the bytes, not the part's Content-Type, to tell.
@@ -82,10 +82,11 @@ class TrackListView(APIView):
     )
     def get(self, request: Request) -> Response:
         tracks = selectors.track_list_visible(user=request.user)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(tracks, request, view=self)
-        return paginator.get_paginated_response(
-            TrackOutputSerializer(page, many=True).data
+        return newest_first_page(
+            request=request,
+            view=self,
+            queryset=tracks,
+            serializer=TrackOutputSerializer,
         )
 
     @extend_schema(

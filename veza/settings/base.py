@@ -216,6 +216,11 @@ TRACK_MAX_DURATION_SECONDS = env.int("TRACK_MAX_DURATION_SECONDS", default=2 * 3
 TRACK_QUOTA_BYTES = env.int("TRACK_QUOTA_BYTES", default=10 * 1024**3)
 TRACK_DAILY_UPLOAD_BYTES = env.int("TRACK_DAILY_UPLOAD_BYTES", default=2 * 1024**3)
 TRACK_DAILY_UPLOAD_TRACKS = env.int("TRACK_DAILY_UPLOAD_TRACKS", default=100)
+# Resumable uploads (tus): a session not written to for this long expires
+# (`manage.py expire_uploads` deletes its bytes); at most this many open at
+# once per user.
+UPLOAD_SESSION_TTL = env.int("UPLOAD_SESSION_TTL", default=24 * 3600)
+UPLOAD_MAX_OPEN_SESSIONS = env.int("UPLOAD_MAX_OPEN_SESSIONS", default=5)
 # How long a stream/download URL stays valid, in seconds.
 TRACK_URL_TTL = env.int("TRACK_URL_TTL", default=3600)
 VEZA_ACCEL_REDIRECT_PREFIX = env.str("VEZA_ACCEL_REDIRECT_PREFIX", default="")

@@ -13,7 +13,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from veza.openapi import error_responses
-from veza.pagination import NewestFirstPagination
+from veza.pagination import NewestFirstPagination, newest_first_page
 from webrtc import ice, selectors, tickets
 from webrtc.api.serializers import (
     CallOutputSerializer,
@@ -98,8 +98,6 @@ class CallListView(APIView):
     )
     def get(self, request: Request) -> Response:
         calls = selectors.call_list_for_user(user=request.user)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(calls, request, view=self)
-        return paginator.get_paginated_response(
-            CallOutputSerializer(page, many=True).data
+        return newest_first_page(
+            request=request, view=self, queryset=calls, serializer=CallOutputSerializer
         )
