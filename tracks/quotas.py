@@ -33,10 +33,20 @@ class UploadAllowance:
     day_bytes: int
     daily_tracks_limit: int | None
     day_tracks: int
+    # Resumable uploads under way: they count against every limit from the
+    # moment they open, as if their tracks were already made.
+    open_uploads: int = 0
+    open_upload_bytes: int = 0
 
     @classmethod
     def of(
-        cls, quota: UploadQuota, *, stored_bytes: int, now: dt.datetime
+        cls,
+        quota: UploadQuota,
+        *,
+        stored_bytes: int,
+        now: dt.datetime,
+        open_uploads: int = 0,
+        open_upload_bytes: int = 0,
     ) -> UploadAllowance:
         """From the user's row; the day's counters count only on their day."""
         today = quota.day == now.astimezone(dt.UTC).date()
@@ -54,6 +64,8 @@ class UploadAllowance:
                 quota.daily_tracks_limit, settings.TRACK_DAILY_UPLOAD_TRACKS
             ),
             day_tracks=quota.day_tracks if today else 0,
+            open_uploads=open_uploads,
+            open_upload_bytes=open_upload_bytes,
         )
 
     @property
@@ -62,21 +74,23 @@ class UploadAllowance:
 
     def refuse_if_over(self, *, size: int) -> None:
         """Raise if one more track of `size` bytes breaks a limit."""
+        held = self.open_upload_bytes
         if (
             self.storage_bytes_limit is not None
-            and self.stored_bytes + size > self.storage_bytes_limit
+            and self.stored_bytes + held + size > self.storage_bytes_limit
         ):
             raise StorageQuotaExceeded(
                 details={
                     "storage_bytes_limit": self.storage_bytes_limit,
                     "stored_bytes": self.stored_bytes,
+                    "open_upload_bytes": held,
                     "upload_bytes": size,
                 }
             )
         retry = {"Retry-After": str(int((self.resets_at - self.now).total_seconds()))}
         if (
             self.daily_tracks_limit is not None
-            and self.day_tracks + 1 > self.daily_tracks_limit
+            and self.day_tracks + self.open_uploads + 1 > self.daily_tracks_limit
         ):
             raise DailyUploadLimit(
                 f"You may upload {self.daily_tracks_limit} tracks a day.",
@@ -84,13 +98,14 @@ class UploadAllowance:
                 details={
                     "daily_tracks_limit": self.daily_tracks_limit,
                     "day_tracks": self.day_tracks,
+                    "open_uploads": self.open_uploads,
                     "resets_at": self.resets_at.isoformat(),
                 },
                 headers=retry,
             )
         if (
             self.daily_bytes_limit is not None
-            and self.day_bytes + size > self.daily_bytes_limit
+            and self.day_bytes + held + size > self.daily_bytes_limit
         ):
             raise DailyUploadLimit(
                 f"You may upload {self.daily_bytes_limit} bytes a day.",
@@ -98,6 +113,7 @@ class UploadAllowance:
                 details={
                     "daily_bytes_limit": self.daily_bytes_limit,
                     "day_bytes": self.day_bytes,
+                    "open_upload_bytes": held,
                     "upload_bytes": size,
                     "resets_at": self.resets_at.isoformat(),
                 },

@@ -15,6 +15,7 @@ from django.utils import timezone
 from mediastore.tally import Tally, tally_read
 from tracks.errors import TrackProcessing, TrackTakenDown, UploadNotFound
 from tracks.models import (
+    OPEN_UPLOAD_STATUSES,
     SHARED_VISIBILITIES,
     TRACKS_TALLY,
     MigrationRunStatus,
@@ -295,19 +296,38 @@ def track_bytes_owned(*, user: Any) -> int:
     return int(total["total"] or 0)
 
 
+def open_uploads_of(*, user: Any, besides_track: Any = None) -> tuple[int, int]:
+    """How many resumable uploads the user has under way, and their bytes
+    (leaving out the one whose processing track is `besides_track`)."""
+    sessions = UploadSession.objects.filter(owner=user, status__in=OPEN_UPLOAD_STATUSES)
+    if besides_track is not None:
+        sessions = sessions.exclude(track_id=besides_track)
+    totals = sessions.aggregate(count=Count("pk"), bytes=Sum("length"))
+    return int(totals["count"]), int(totals["bytes"] or 0)
+
+
+def upload_allowance_of(
+    quota: UploadQuota, *, stored_bytes: int, besides_track: Any = None
+) -> UploadAllowance:
+    """The allowance of a user's quota row, with their uploads under way."""
+    count, held = open_uploads_of(user=quota.user_id, besides_track=besides_track)
+    return UploadAllowance.of(
+        quota,
+        stored_bytes=stored_bytes,
+        now=timezone.now(),
+        open_uploads=count,
+        open_upload_bytes=held,
+    )
+
+
 def upload_allowance_get(*, user: Any) -> UploadAllowance:
     """A user's upload limits and usage now (what GET /uploads/quota shows)."""
     quota = UploadQuota.objects.filter(user=user).first()
     if quota is None:
         # Not uploaded through the API yet: the site's limits, nothing today.
-        return UploadAllowance.of(
-            UploadQuota(user=user),
-            stored_bytes=track_bytes_owned(user=user),
-            now=timezone.now(),
-        )
-    return UploadAllowance.of(
-        quota, stored_bytes=quota.stored_bytes, now=timezone.now()
-    )
+        quota = UploadQuota(user_id=getattr(user, "pk", user))
+        return upload_allowance_of(quota, stored_bytes=track_bytes_owned(user=user))
+    return upload_allowance_of(quota, stored_bytes=quota.stored_bytes)
 
 
 def upload_session_list(*, user: Any) -> QuerySet[UploadSession]:

@@ -20,8 +20,7 @@ from mediastore.tally import tally_add
 from tracks.errors import TrackDeletedWhileProcessing
 from tracks.models import TRACKS_TALLY, Track, TrackStatus, UploadQuota, Visibility
 from tracks.probe import probe_audio
-from tracks.quotas import UploadAllowance
-from tracks.selectors import track_bytes_owned
+from tracks.selectors import track_bytes_owned, upload_allowance_of
 from tracks.uploads import StagedUpload
 from veza import metrics
 
@@ -91,7 +90,11 @@ def track_create(
     }
     try:
         with transaction.atomic():
-            upload_quota_charge(owner=owner, size=upload.size or 0)
+            upload_quota_charge(
+                owner=owner,
+                size=upload.size or 0,
+                besides_track=processing.pk if processing is not None else None,
+            )
             if processing is None:
                 track = Track(id=track_id, owner=owner, **columns)
                 track.full_clean()
@@ -144,19 +147,21 @@ def track_create_processing(
     )
 
 
-def upload_quota_charge(*, owner: Any, size: int) -> None:
+def upload_quota_charge(*, owner: Any, size: int, besides_track: Any = None) -> None:
     """Count one more track of `size` bytes against `owner`'s limits, or raise.
 
-    Call inside the transaction that creates the track: the lock on the
-    user's quota row makes their uploads pass this one at a time, so two at
-    once cannot both fit under a limit that has room for one.
+    The user's resumable uploads under way count too, but for the one whose
+    processing track is `besides_track` (this very upload). Call inside the
+    transaction that creates the track: the lock on the user's quota row
+    makes their uploads pass this one at a time, so two at once cannot both
+    fit under a limit that has room for one.
     """
-    now = timezone.now()
     quota = upload_quota_lock(owner)
-    UploadAllowance.of(quota, stored_bytes=quota.stored_bytes, now=now).refuse_if_over(
-        size=size
+    allowance = upload_allowance_of(
+        quota, stored_bytes=quota.stored_bytes, besides_track=besides_track
     )
-    today = now.date()
+    allowance.refuse_if_over(size=size)
+    today = allowance.now.date()
     if quota.day != today:
         quota.day, quota.day_bytes, quota.day_tracks = today, 0, 0
     quota.stored_bytes += size

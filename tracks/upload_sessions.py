@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import fcntl
 import logging
@@ -12,7 +11,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from mediastore.backends import s3_storage
@@ -32,7 +30,6 @@ from tracks.errors import (
     UploadOffsetMismatch,
 )
 from tracks.models import (
-    OPEN_UPLOAD_STATUSES,
     Track,
     TrackStatus,
     UploadSession,
@@ -40,7 +37,7 @@ from tracks.models import (
     UploadTransport,
     Visibility,
 )
-from tracks.quotas import UploadAllowance
+from tracks.selectors import upload_allowance_of
 from tracks.services import (
     clean_filename,
     track_create,
@@ -86,24 +83,14 @@ def _session_open(
         raise EmptyUpload()
     if length > settings.TRACK_MAX_UPLOAD_BYTES:
         raise PayloadTooLarge(details={"max_bytes": settings.TRACK_MAX_UPLOAD_BYTES})
-    now = timezone.now()
     with transaction.atomic():
         quota = upload_quota_lock(owner)
-        open_sessions = UploadSession.objects.filter(
-            owner=owner, status__in=OPEN_UPLOAD_STATUSES
-        ).aggregate(count=Count("pk"), bytes=Sum("length"))
-        if open_sessions["count"] >= settings.UPLOAD_MAX_OPEN_SESSIONS:
+        allowance = upload_allowance_of(quota, stored_bytes=quota.stored_bytes)
+        if allowance.open_uploads >= settings.UPLOAD_MAX_OPEN_SESSIONS:
             raise TooManyUploads(
                 details={"max_open_uploads": settings.UPLOAD_MAX_OPEN_SESSIONS}
             )
-        allowance = UploadAllowance.of(quota, stored_bytes=quota.stored_bytes, now=now)
-        pending = open_sessions["bytes"] or 0
-        dataclasses.replace(
-            allowance,
-            stored_bytes=allowance.stored_bytes + pending,
-            day_bytes=allowance.day_bytes + pending,
-            day_tracks=allowance.day_tracks + open_sessions["count"],
-        ).refuse_if_over(size=length)
+        allowance.refuse_if_over(size=length)
         return UploadSession.objects.create(
             owner=owner,
             transport=transport,
@@ -111,7 +98,7 @@ def _session_open(
             filename=clean_filename(filename) if filename else "",
             title=title,
             visibility=visibility,
-            expires_at=_expiry(now),
+            expires_at=_expiry(allowance.now),
         )
 
 

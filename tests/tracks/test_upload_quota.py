@@ -40,6 +40,8 @@ def test_quota_shows_the_site_limits_and_usage(auth_client, wav_file, settings):
         "day_bytes": 0,
         "daily_tracks_limit": 5,
         "day_tracks": 0,
+        "open_uploads": 0,
+        "open_upload_bytes": 0,
         "resets_at": next_utc_midnight(timezone.now())
         .isoformat()
         .replace("+00:00", "Z"),
@@ -71,6 +73,7 @@ def test_storage_quota_refuses_the_upload_that_would_not_fit(
     assert refused.json()["error"]["details"] == {
         "storage_bytes_limit": 3 * size - 30_000,
         "stored_bytes": 2 * size,
+        "open_upload_bytes": 0,
         "upload_bytes": size,
     }
     # No row and no bytes for the refused upload.
@@ -248,3 +251,31 @@ def test_two_uploads_at_once_cannot_both_slip_under_the_quota(
     assert sorted(statuses) == [201, 413, 413, 413]
     assert Track.objects.filter(owner=user).count() == 1
     assert UploadQuota.objects.get(user=user).stored_bytes == size
+
+
+def test_resumable_uploads_under_way_hold_their_bytes(auth_client, wav_file, settings):
+    """A tus session counts from its creation: a one-request upload that would
+    fit only without it is refused, and the quota shows what it holds."""
+    size = wav_file.stat().st_size
+    settings.TRACK_QUOTA_BYTES = 2 * size - 1000
+    opened = auth_client.post(
+        "/api/v1/uploads/tus/", HTTP_TUS_RESUMABLE="1.0.0", HTTP_UPLOAD_LENGTH=str(size)
+    )
+    assert opened.status_code == 201
+    quota = auth_client.get(QUOTA_URL).json()
+    assert (quota["open_uploads"], quota["open_upload_bytes"]) == (1, size)
+    refused = upload(auth_client, wav_file.read_bytes())
+    assert_error(refused, 413, "storage_quota_exceeded")
+    assert refused.json()["error"]["details"]["open_upload_bytes"] == size
+    # Ended, it holds nothing.
+    assert (
+        auth_client.delete(opened["Location"], HTTP_TUS_RESUMABLE="1.0.0").status_code
+        == 204
+    )
+    create_track(auth_client, wav_file.read_bytes())
+
+
+def test_the_user_page_of_someone_who_never_uploaded(staff_client, other_user):
+    page = staff_client.get(f"/admin/auth/user/{other_user.pk}/change/")
+    assert page.status_code == 200
+    assert b"0\xc2\xa0bytes of 10.0\xc2\xa0GB" in page.content

@@ -120,6 +120,13 @@ class UploadQuotaOutputSerializer(serializers.Serializer[Any]):
     day_bytes = serializers.IntegerField(help_text="Bytes uploaded today (UTC).")
     daily_tracks_limit = serializers.IntegerField(allow_null=True)
     day_tracks = serializers.IntegerField(help_text="Tracks uploaded today (UTC).")
+    open_uploads = serializers.IntegerField(
+        help_text="Resumable uploads under way; each counts as a track today."
+    )
+    open_upload_bytes = serializers.IntegerField(
+        help_text="Their declared bytes, held against the storage and daily "
+        "byte limits until they end."
+    )
     resets_at = serializers.DateTimeField(
         help_text="When the daily counts start again (next UTC midnight)."
     )
