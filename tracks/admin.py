@@ -346,6 +346,8 @@ class UploadQuotaAdmin(admin.ModelAdmin[UploadQuota]):
         *QUOTA_LIMITS,
     ]
     list_select_related = ["user"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     ordering = ["-stored_bytes"]
     search_fields = ["user__username"]
     fields = ["user", *QUOTA_LIMITS, "usage"]
@@ -387,7 +389,10 @@ class UploadSessionAdmin(admin.ModelAdmin[UploadSession]):
     ]
     list_filter = ["status"]
     list_select_related = ["owner"]
-    search_fields = ["owner__username", "filename"]
+    # Exact usernames: a substring search would read every row.
+    search_fields = ["=owner__username"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     ordering = ["-created_at"]
     readonly_fields = [f.name for f in UploadSession._meta.fields] + ["progress"]
 

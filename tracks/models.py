@@ -258,6 +258,10 @@ class UploadQuota(models.Model):
     day_bytes = models.BigIntegerField(default=0)
     day_tracks = models.IntegerField(default=0)
 
+    class Meta:
+        # The admin's list, biggest uploaders first.
+        indexes = [models.Index(fields=["-stored_bytes"], name="upload_quota_stored")]
+
     def __str__(self) -> str:
         return f"upload quota of user {self.user_id}"
 
@@ -320,10 +324,19 @@ class UploadSession(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="upload_owner_created"),
-            # What the expiry sweep and the quota's open-session sum read.
+            # The admin's list, newest first.
+            models.Index(fields=["-created_at"], name="upload_created"),
+            # What the expiry sweep reads, and the per-user sum of uploads
+            # under way that every upload checks: the open ones only, however
+            # many a user has finished.
             models.Index(
                 fields=["expires_at"],
                 name="upload_open_expiry",
+                condition=models.Q(status__in=["receiving", "processing"]),
+            ),
+            models.Index(
+                fields=["owner"],
+                name="upload_open_owner",
                 condition=models.Q(status__in=["receiving", "processing"]),
             ),
         ]

@@ -39,6 +39,11 @@ def clean_filename(name: str) -> str:
     return name[:255] or "upload"
 
 
+def track_title(title: str | None, filename: str) -> str:
+    """The title given, else the file's name without its extension."""
+    return (title or PurePosixPath(filename).stem or "Untitled")[:200]
+
+
 def track_create(
     *,
     owner: Any,
@@ -75,7 +80,7 @@ def track_create(
         ),
     )
     columns = {
-        "title": (title or PurePosixPath(filename).stem or "Untitled")[:200],
+        "title": track_title(title, filename),
         "visibility": visibility,
         "original_filename": filename,
         "mime_type": probe.format.mime_type,
@@ -110,7 +115,7 @@ def track_create(
             )
     except BaseException:
         # No bytes without their row.
-        _delete_quietly(backend, key)
+        object_delete_quietly(backend=backend, key=key)
         raise
     metrics.UPLOAD_BYTES.labels(backend).inc(track.size_bytes)
     metrics.UPLOAD_SECONDS.labels(backend).observe(time.monotonic() - started)
@@ -135,7 +140,7 @@ def track_create_processing(
     it (`processing`; playback answers 409) until its processing ends."""
     return Track.all_objects.create(
         owner_id=owner_id,
-        title=(title or PurePosixPath(filename).stem or "Untitled")[:200],
+        title=track_title(title, filename),
         visibility=visibility,
         original_filename=filename or "upload",
         mime_type="",
@@ -242,10 +247,11 @@ def track_delete(*, track: Track) -> None:
 def track_bytes_delete(*, key: str) -> None:
     """Remove a track's object from every backend in use, quietly."""
     for backend in storage_backends_in_use():
-        _delete_quietly(backend, key)
+        object_delete_quietly(backend=backend, key=key)
 
 
-def _delete_quietly(backend: str, key: str) -> None:
+def object_delete_quietly(*, backend: str, key: str) -> None:
+    """Delete one object, logging (not raising) when the storage fails."""
     try:
         storage_for(backend).remove(key)
     except (StorageUnavailable, OSError):

@@ -40,6 +40,7 @@ from tracks.models import (
 from tracks.selectors import upload_allowance_of
 from tracks.services import (
     clean_filename,
+    object_delete_quietly,
     track_create,
     track_create_processing,
     upload_quota_lock,
@@ -201,10 +202,8 @@ def s3_multipart_complete(*, session: UploadSession, parts: Any) -> UploadSessio
     )
     stored = bucket.stat(session.s3_key)
     if stored is None or stored.size != session.length:
-        _remove_quietly(session.s3_key)
-        session.status = UploadStatus.FAILED
-        session.error_code = UploadLengthMismatch.code
-        session.error_message = UploadLengthMismatch.default_message
+        object_delete_quietly(backend="s3", key=session.s3_key)
+        _fail(session, UploadLengthMismatch.code, UploadLengthMismatch.default_message)
         session.save(
             update_fields=["status", "error_code", "error_message", "updated_at"]
         )
@@ -233,13 +232,6 @@ def _checked_parts(parts: Any) -> list[dict[str, Any]]:
     if numbers != sorted(set(numbers)):
         raise InvalidParts("Parts are listed once each, in ascending order.")
     return checked
-
-
-def _remove_quietly(key: str) -> None:
-    try:
-        s3_storage().remove(key)
-    except StorageUnavailable:
-        logger.warning("could not delete staged upload %s", key, exc_info=True)
 
 
 def _release_staging(session: UploadSession) -> None:
