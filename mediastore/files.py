@@ -30,6 +30,23 @@ def read_for_copy(
     return digests_of_bytes(data, part_size=part_size), data
 
 
+@dataclass(frozen=True)
+class BucketCopy:
+    """An object in the bucket, as it was read: its key and that read's ETag
+    (a copy is made only if the object is still the one read)."""
+
+    key: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """What a download wrote: its SHA-256 (hex) and the object's ETag."""
+
+    sha256: str
+    etag: str
+
+
 class SourceFile(File):  # type: ignore[type-arg]
     """A local file to store, with the digests computed while it was received.
 
@@ -48,6 +65,7 @@ class SourceFile(File):  # type: ignore[type-arg]
         md5_base64: str | None = None,
         cache_control: str | None = None,
         movable: bool = False,
+        bucket_copy: BucketCopy | None = None,
     ) -> None:
         super().__init__(None, name=str(path))
         self.path = path
@@ -60,6 +78,9 @@ class SourceFile(File):  # type: ignore[type-arg]
         # A staged file nobody reads after it is stored: local storage may
         # move it into place (a rename) instead of copying every byte.
         self.movable = movable
+        # These very bytes in the S3 bucket (a client sent them there): S3
+        # storage copies them server-side instead of sending the file.
+        self.bucket_copy = bucket_copy
 
     @classmethod
     def from_digests(

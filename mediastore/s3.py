@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
@@ -24,11 +25,18 @@ from mediastore.backends import MediaStorage
 from mediastore.config import S3Settings, django_storages_options
 from mediastore.digests import CHUNK_SIZE, Digests, digests_of_file
 from mediastore.errors import MultipartRefused, StorageUnavailable
-from mediastore.files import ListedObject, ObjectInfo, SourceFile
+from mediastore.files import Downloaded, ListedObject, ObjectInfo, SourceFile
 from mediastore.transfer import S3Transfer, transfer_for
 from veza import metrics
 
 logger = logging.getLogger(__name__)
+
+# Tries of one download whose connection drops mid-body.
+DOWNLOAD_ATTEMPTS = 4
+# The largest object one CopyObject copies; a bigger one would take a
+# multipart copy (UploadPartCopy, which not every S3 server has), so it is
+# sent again from the local file instead.
+COPY_OBJECT_MAX_BYTES = 5 * 1024**3
 
 
 class S3MediaStorage(MediaStorage, S3Storage):
@@ -93,7 +101,18 @@ class S3MediaStorage(MediaStorage, S3Storage):
         if source.cache_control:
             extra["CacheControl"] = source.cache_control
         try:
-            if source.size < self.s3.multipart_threshold:
+            copy = source.bucket_copy
+            if copy is not None and source.size <= COPY_OBJECT_MAX_BYTES:
+                self.client.copy_object(
+                    Bucket=self.bucket_name,
+                    Key=key,
+                    CopySource={"Bucket": self.bucket_name, "Key": copy.key},
+                    # Only the object that was read and hashed.
+                    CopySourceIfMatch=copy.etag,
+                    MetadataDirective="REPLACE",
+                    **extra,
+                )
+            elif source.size < self.s3.multipart_threshold:
                 md5 = source.md5_base64 or digests_of_file(source.path).md5_base64
                 with source.path.open("rb") as body:
                     self.client.put_object(
@@ -106,9 +125,15 @@ class S3MediaStorage(MediaStorage, S3Storage):
                     )
             else:
                 self._upload_multipart(key, source.path, extra)
-            info = self.stat(key)
         except (BotoCoreError, ClientError, OSError) as exc:
             raise self._fail("put", key, exc) from exc
+        try:
+            info = self.stat(key)
+        except StorageUnavailable:
+            # Unchecked, it must not stay: the row will not say it exists.
+            with contextlib.suppress(StorageUnavailable):
+                self.remove(key)
+            raise
         if info is None or info.size != source.size or info.sha256 != source.sha256:
             # Never leave an object that does not match what the row will say.
             self.remove(key)
@@ -255,6 +280,18 @@ class S3MediaStorage(MediaStorage, S3Storage):
             )
         )
 
+    def browser_prefix(self) -> str:
+        """Where the URLs clients send parts to start (scheme, host and the
+        bucket's path if the bucket is in the path): a page's
+        Content-Security-Policy lets it connect there, to this bucket only."""
+        # Signed locally, no request: the host may be the endpoint or the
+        # bucket's own virtual host, as the addressing style makes it.
+        probe = "uploads/prefix"
+        url = urlsplit(
+            self.multipart_part_url(probe, upload_id="x", part_number=1, expires_in=60)
+        )
+        return f"{url.scheme}://{url.netloc}{url.path.removesuffix(probe)}"
+
     def multipart_parts(self, key: str, *, upload_id: str) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = []
         marker = 0
@@ -290,11 +327,35 @@ class S3MediaStorage(MediaStorage, S3Storage):
         with contextlib.suppress(MultipartRefused):
             self._call("multipart", key, "abort_multipart_upload", UploadId=upload_id)
 
-    def download(self, key: str, path: Path) -> None:
-        try:
-            self.client.download_file(self.bucket_name, key, str(path))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("get", key, exc) from exc
+    def download(self, key: str, path: Path) -> Downloaded:
+        """Write the object to `path`, hashing it on the way (one pass over
+        the bytes). A connection lost mid-body goes on from the byte it
+        stopped at, from the same object (If-Match its ETag)."""
+        sha256 = hashlib.sha256()
+        written, etag = 0, ""
+        with path.open("wb") as file:
+            for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+                resume = {"Range": f"bytes={written}-", "IfMatch": etag} if etag else {}
+                try:
+                    answer = self.client.get_object(
+                        Bucket=self.bucket_name, Key=key, **resume
+                    )
+                    etag = etag or str(answer["ETag"])
+                    with contextlib.closing(answer["Body"]) as body:
+                        for chunk in body.iter_chunks(CHUNK_SIZE):
+                            sha256.update(chunk)
+                            file.write(chunk)
+                            written += len(chunk)
+                    return Downloaded(sha256=sha256.hexdigest(), etag=etag)
+                except ClientError as exc:  # an answer: asking again changes nothing
+                    raise self._fail("get", key, exc) from exc
+                except BotoCoreError as exc:
+                    if attempt == DOWNLOAD_ATTEMPTS:
+                        raise self._fail("get", key, exc) from exc
+                    logger.info(
+                        "s3 get of %s cut at byte %d (%s); resuming", key, written, exc
+                    )
+        raise AssertionError("unreachable")
 
     def check(self) -> None:
         try:

@@ -97,28 +97,34 @@ def s3_server() -> Iterator[S3Server]:
     server.stop()
 
 
-@pytest.fixture
-def s3(settings, s3_server: S3Server):
-    """Switch tracks to S3 on the test server, with a fresh bucket."""
+def use_s3(settings, server: S3Server):
+    """Switch tracks to S3 on `server`, with a fresh bucket; the boto3
+    client, its `bucket` set."""
     bucket = f"veza-{uuid.uuid4().hex[:12]}"
     client = boto3.client(
         "s3",
-        endpoint_url=s3_server.endpoint,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
         region_name="us-east-1",
     )
     client.create_bucket(Bucket=bucket)
     settings.AWS_S3_ENABLED = True
     settings.AWS_STORAGE_BUCKET_NAME = bucket
-    settings.AWS_ACCESS_KEY_ID = s3_server.access_key
-    settings.AWS_SECRET_ACCESS_KEY = s3_server.secret_key
-    settings.AWS_S3_ENDPOINT_URL = s3_server.endpoint
+    settings.AWS_ACCESS_KEY_ID = server.access_key
+    settings.AWS_SECRET_ACCESS_KEY = server.secret_key
+    settings.AWS_S3_ENDPOINT_URL = server.endpoint
     settings.AWS_S3_PUBLIC_ENDPOINT_URL = None
     settings.AWS_S3_MAX_ATTEMPTS = 2
     settings.TRACK_STORAGE_BACKEND = "s3"
     client.bucket = bucket  # type: ignore[attr-defined]
     return client
+
+
+@pytest.fixture
+def s3(settings, s3_server: S3Server):
+    """Switch tracks to S3 on the test server, with a fresh bucket."""
+    return use_s3(settings, s3_server)
 
 
 @pytest.fixture

@@ -23,6 +23,9 @@ class Faults:
     slow_seconds: float = 0.3
     seed: int = 7
     down: bool = False
+    # The next this many GETs of an object send half its bytes, then drop
+    # the connection (a body cut mid-way).
+    cut_gets: int = 0
 
 
 @dataclass
@@ -108,6 +111,15 @@ class S3Proxy:
                 )
                 self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
+                if self.command == "GET" and data and proxy.faults.cut_gets > 0:
+                    with lock:
+                        proxy.faults.cut_gets -= 1
+                        proxy.injected["cut"] += 1
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if self.command != "HEAD":
                     self.wfile.write(data)
 

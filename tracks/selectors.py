@@ -7,11 +7,13 @@ import re
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from mediastore.backends import s3_storage
 from mediastore.tally import Tally, tally_read
 from tracks.errors import TrackProcessing, TrackTakenDown, UploadNotFound
 from tracks.models import (
@@ -304,6 +306,15 @@ def open_uploads_of(*, user: Any, besides_track: Any = None) -> tuple[int, int]:
         sessions = sessions.exclude(track_id=besides_track)
     totals = sessions.aggregate(count=Count("pk"), bytes=Sum("length"))
     return int(totals["count"]), int(totals["bytes"] or 0)
+
+
+def upload_page_bucket() -> str | None:
+    """Where the upload page sends parts straight to the bucket (the URL
+    prefix its CSP lets it connect to), or None: the page sends over tus
+    (tracks not on S3, or UPLOAD_PAGE_S3_DIRECT off)."""
+    if not settings.UPLOAD_PAGE_S3_DIRECT or settings.TRACK_STORAGE_BACKEND != "s3":
+        return None
+    return s3_storage().browser_prefix()
 
 
 def upload_allowance_of(

@@ -19,7 +19,7 @@ from mediastore.files import SourceFile
 from mediastore.tally import tally_add
 from tracks.errors import TrackDeletedWhileProcessing
 from tracks.models import TRACKS_TALLY, Track, TrackStatus, UploadQuota, Visibility
-from tracks.probe import probe_audio
+from tracks.probe import ProbeResult, probe_audio
 from tracks.selectors import track_bytes_owned, upload_allowance_of
 from tracks.uploads import StagedUpload
 from veza import metrics
@@ -51,14 +51,19 @@ def track_create(
     title: str | None = None,
     visibility: str = Visibility.PRIVATE,
     processing: Track | None = None,
+    probe: ProbeResult | None = None,
 ) -> Track:
     """Probe, store and record an upload: the row exists only if the bytes do.
 
     With `processing` (a resumable upload's track row, made when its last
-    byte arrived), that row is filled in and becomes ready instead.
+    byte arrived), that row is filled in and becomes ready instead. With
+    `probe`, the upload was probed already.
     """
     started = time.monotonic()
-    probe = probe_audio(upload.path, max_seconds=settings.TRACK_MAX_DURATION_SECONDS)
+    if probe is None:
+        probe = probe_audio(
+            upload.path, max_seconds=settings.TRACK_MAX_DURATION_SECONDS
+        )
     backend = settings.TRACK_STORAGE_BACKEND
     storage = storage_for(backend)
     track_id = processing.pk if processing is not None else uuid.uuid4()
@@ -77,6 +82,7 @@ def track_create(
             # The staged upload is deleted once stored: on local disk it is
             # moved into place, not copied.
             movable=True,
+            bucket_copy=upload.bucket_copy if backend == "s3" else None,
         ),
     )
     columns = {

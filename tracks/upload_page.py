@@ -1,10 +1,11 @@
-"""The upload page: `/upload/`, Uppy's Dashboard over the tus endpoint."""
+"""The upload page: `/upload/`, Uppy's Dashboard over tus or straight to S3."""
 
 # The page is a shell: its script (`tracks/static/tracks/upload.js`) sends the
-# file in chunks to `/api/v1/uploads/tus/` with the session cookie and the
-# CSRF token, then polls `GET /api/v1/uploads/<id>` until the track is ready.
-# The S3 multipart transport (`/api/v1/uploads/s3/multipart…`, parts straight
-# to the bucket) is not offered here yet.
+# file with the session cookie and the CSRF token, then polls
+# `GET /api/v1/uploads/<id>` until the track is ready. With tracks on S3 the
+# parts go straight to the bucket (`/api/v1/uploads/s3/multipart…` signs
+# them); otherwise, or with UPLOAD_PAGE_S3_DIRECT off, in chunks over tus to
+# `/api/v1/uploads/tus/`.
 
 from __future__ import annotations
 
@@ -17,44 +18,53 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_safe
 
 from tracks.models import Visibility
+from tracks.selectors import upload_page_bucket
 
 UPLOAD_TEMPLATE = "tracks/upload.html"
 
-# One request per chunk: big enough that a fast link is not held back by
-# round trips, small enough that a cut costs little to send again.
+# One request per chunk (tus) or part (S3, whose parts are at least 5 MiB):
+# big enough that a fast link is not held back by round trips, small enough
+# that a cut costs little to send again.
 CHUNK_BYTES = 5 * 1024 * 1024
 
 # The streaming app's player page (streaming/player_urls.py), as a path with
 # a placeholder: tracks sits below streaming, so it names no view of it.
 PLAYER_PATH = "/tracks/{track}/play"
 
-# Nothing inline and nothing from another origin: Uppy's bundle runs under
-# this as is. Its stylesheet draws icons from `data:` URLs. An S3 transport
-# will add the bucket's origin to connect-src.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(*, connect_to: str | None) -> str:
+    """Nothing inline and nothing from another origin, but the bucket the
+    parts go to: Uppy's bundle runs under this as is. Its stylesheet draws
+    icons from `data:` URLs."""
+    connect = "connect-src 'self'" + (f" {connect_to}" if connect_to else "")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            connect,
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 @login_required(login_url=reverse_lazy("webrtc:login"))
 @require_safe
 def upload_page(request: HttpRequest) -> HttpResponse:
     """Upload tracks, resumably, from a signed-in user's browser."""
+    bucket = upload_page_bucket()
     response = render(
         request,
         UPLOAD_TEMPLATE,
         {
+            "transport": "s3" if bucket else "tus",
             "tus_endpoint": reverse("uploads:tus-create"),
+            # Uppy's aws-s3 plugin adds /s3/multipart… to this.
+            "s3_endpoint": reverse("uploads:list").rstrip("/"),
             "uploads_url": reverse("uploads:list"),
             "player_path": PLAYER_PATH,
             "chunk_bytes": CHUNK_BYTES,
@@ -63,7 +73,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
             "default_visibility": Visibility.PRIVATE,
         },
     )
-    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response["Content-Security-Policy"] = content_security_policy(connect_to=bucket)
     # The page carries the user's CSRF token: never shared or stored.
     patch_cache_control(response, private=True, no_store=True)
     return response

@@ -6,6 +6,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from mediastore.backends import s3_storage
 from mediastore.errors import StorageUnavailable
+from mediastore.files import BucketCopy
 from tracks.errors import (
     ChecksumMismatch,
     EmptyUpload,
@@ -37,6 +39,7 @@ from tracks.models import (
     UploadTransport,
     Visibility,
 )
+from tracks.probe import ProbeResult, probe_audio
 from tracks.selectors import upload_allowance_of
 from tracks.services import (
     clean_filename,
@@ -46,7 +49,7 @@ from tracks.services import (
     upload_quota_lock,
 )
 from tracks.tus import Checksum
-from tracks.uploads import stage_file
+from tracks.uploads import StagedUpload, stage_file
 from veza.errors import DomainError, PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -313,6 +316,14 @@ def upload_session_append(
     return _record(session, written)
 
 
+def _wants_md5(session: UploadSession) -> bool:
+    """Whether storing a tus upload wants its MD5 (a single S3 PUT)."""
+    return (
+        settings.TRACK_STORAGE_BACKEND == "s3"
+        and session.length < settings.AWS_S3_MULTIPART_THRESHOLD
+    )
+
+
 def _copy(
     body: IO[bytes] | None, staged: IO[bytes], *, room: int, checksum: Checksum | None
 ) -> tuple[Any, bool]:
@@ -373,18 +384,8 @@ def upload_session_process(*, session_id: str) -> UploadSession:
     session = UploadSession.objects.select_related("owner").get(pk=session_id)
     if session.status != UploadStatus.PROCESSING:
         return session
-    path = staging_path(session.pk)
     try:
-        if session.transport == UploadTransport.S3:
-            # The worker reads the bytes, never the web server.
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _bucket().download(session.s3_key, path)
-        staged = stage_file(
-            path,
-            name=session.filename,
-            want_md5=settings.TRACK_STORAGE_BACKEND == "s3"
-            and session.length < settings.AWS_S3_MULTIPART_THRESHOLD,
-        )
+        staged, probe = _staged_and_probed(session)
         try:
             if session.track is None:  # its owner deleted it meanwhile
                 raise TrackDeletedWhileProcessing()
@@ -394,6 +395,7 @@ def upload_session_process(*, session_id: str) -> UploadSession:
                 title=session.title or None,
                 visibility=session.visibility,
                 processing=session.track,
+                probe=probe,
             )
         finally:
             staged.close()
@@ -411,6 +413,38 @@ def upload_session_process(*, session_id: str) -> UploadSession:
         update_fields=["status", "error_code", "error_message", "track", "updated_at"]
     )
     return session
+
+
+def _staged_and_probed(session: UploadSession) -> tuple[StagedUpload, ProbeResult]:
+    """The session's bytes on the worker's disk, hashed and probed.
+
+    Each reads the whole file, so they run at once, on two cores. An upload
+    straight to the bucket is hashed as the worker downloads it (the web
+    server never reads it), and storing it copies it within the bucket.
+    """
+    path = staging_path(session.pk)
+    on_s3 = session.transport == UploadTransport.S3
+    sha256, copy = None, None
+    if on_s3:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        downloaded = _bucket().download(session.s3_key, path)
+        sha256, copy = downloaded.sha256, BucketCopy(session.s3_key, downloaded.etag)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probing = pool.submit(
+            probe_audio, path, max_seconds=settings.TRACK_MAX_DURATION_SECONDS
+        )
+        staged = stage_file(
+            path,
+            name=session.filename,
+            want_md5=not on_s3 and _wants_md5(session),
+            bucket_copy=copy,
+            sha256_hex=sha256,
+        )
+        try:
+            return staged, probing.result()
+        except BaseException:
+            staged.close()
+            raise
 
 
 def _fail(session: UploadSession, code: str, message: str) -> None:

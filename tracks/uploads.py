@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest
 
+from mediastore.files import BucketCopy
 from veza.errors import PayloadTooLarge
 
 # Room for the multipart boundaries and the other form fields.
@@ -31,6 +32,7 @@ class StagedUpload(UploadedFile):  # type: ignore[type-arg]
         size: int,
         sha256: str,
         md5_base64: str | None,
+        bucket_copy: BucketCopy | None = None,
     ) -> None:
         # Closed with the request's other files when the response ends.
         file = open(path, "rb")  # noqa: SIM115
@@ -38,6 +40,9 @@ class StagedUpload(UploadedFile):  # type: ignore[type-arg]
         self.path = path
         self.sha256 = sha256
         self.md5_base64 = md5_base64
+        # Where the same bytes already are in the S3 bucket (an upload sent
+        # straight there): storing copies them in the bucket.
+        self.bucket_copy = bucket_copy
 
     def temporary_file_path(self) -> str:
         return str(self.path)
@@ -116,10 +121,28 @@ class HashingUploadHandler(FileUploadHandler):
 
 
 def stage_file(
-    path: Path, *, name: str, want_md5: bool, chunk_size: int = 1024 * 1024
+    path: Path,
+    *,
+    name: str,
+    want_md5: bool,
+    bucket_copy: BucketCopy | None = None,
+    sha256_hex: str | None = None,
+    chunk_size: int = 1024 * 1024,
 ) -> StagedUpload:
     """A file already on disk (a resumable upload's bytes) as a StagedUpload,
-    read once for its SHA-256 (and MD5)."""
+    read once for its SHA-256 (and MD5) unless its SHA-256 is given (it was
+    hashed as it was downloaded) and no MD5 is wanted; `bucket_copy` says
+    where the bucket holds it too."""
+    if sha256_hex is not None and not want_md5:
+        return StagedUpload(
+            path=path,
+            name=name or "upload",
+            content_type="application/octet-stream",
+            size=path.stat().st_size,
+            sha256=sha256_hex,
+            md5_base64=None,
+            bucket_copy=bucket_copy,
+        )
     sha256 = hashlib.sha256()
     md5 = hashlib.md5() if want_md5 else None  # noqa: S324
     size = 0
@@ -136,4 +159,5 @@ def stage_file(
         size=size,
         sha256=sha256.hexdigest(),
         md5_base64=base64.b64encode(md5.digest()).decode() if md5 else None,
+        bucket_copy=bucket_copy,
     )

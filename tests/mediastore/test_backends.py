@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
+import mediastore.s3
 from mediastore.backends import LocalMediaStorage, storage_for
+from mediastore.errors import StorageUnavailable
 from mediastore.files import SourceFile
 from mediastore.s3 import S3MediaStorage
+from tests.s3proxy import S3Proxy
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +85,39 @@ def test_local_put_moves_a_movable_staged_file_instead_of_copying(
     assert (stored.stat().st_ino == inode) is movable
     assert staged.exists() is not movable
     assert not list(stored.parent.glob(".incoming-*"))
+
+
+@pytest.fixture
+def cutting_proxy(s3, s3_server, settings):
+    """S3 storage through a proxy that can cut a GET's body mid-way."""
+    proxy = S3Proxy(upstream=s3_server.endpoint)
+    settings.AWS_S3_ENDPOINT_URL = proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def test_a_download_cut_mid_body_goes_on_from_where_it_stopped(
+    s3, cutting_proxy, tmp_path
+):
+    content = os.urandom(3 * 1024 * 1024 + 17)
+    s3.put_object(Bucket=s3.bucket, Key="uploads/cut", Body=content)
+    cutting_proxy.faults.cut_gets = 2
+    target = tmp_path / "downloaded"
+
+    downloaded = storage_for("s3").download("uploads/cut", target)
+
+    assert cutting_proxy.injected["cut"] == 2
+    assert target.read_bytes() == content
+    assert downloaded.sha256 == hashlib.sha256(content).hexdigest()
+    head = s3.head_object(Bucket=s3.bucket, Key="uploads/cut")
+    assert downloaded.etag == head["ETag"]
+
+
+def test_a_download_that_keeps_failing_is_storage_unavailable(
+    s3, cutting_proxy, tmp_path
+):
+    s3.put_object(Bucket=s3.bucket, Key="uploads/cut", Body=b"x" * 100_000)
+    cutting_proxy.faults.cut_gets = 100
+    with pytest.raises(StorageUnavailable):
+        storage_for("s3").download("uploads/cut", tmp_path / "downloaded")
+    assert cutting_proxy.injected["cut"] == mediastore.s3.DOWNLOAD_ATTEMPTS

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from botocore.exceptions import ClientError
 from django.core.management import call_command
 from django.utils import timezone
 
+import mediastore.s3
+from mediastore.backends import s3_storage
 from tests.audio import make_audio
 from tests.tracks.helpers import assert_error
 from tracks.models import Track, UploadSession
@@ -64,8 +67,24 @@ def multipart_open(s3, opened: dict) -> bool:
     return True
 
 
+@pytest.fixture
+def server_writes(s3) -> Iterator[list[str]]:
+    """The operations by which the server writes objects to the bucket."""
+    calls: list[str] = []
+    events = s3_storage().client.meta.events
+    for operation in ("PutObject", "UploadPart", "CopyObject"):
+        events.register(
+            f"before-call.s3.{operation}",
+            lambda model, **_: calls.append(model.name),
+            unique_id=f"test-{operation}",
+        )
+    yield calls
+    for operation in ("PutObject", "UploadPart", "CopyObject"):
+        events.unregister(f"before-call.s3.{operation}", unique_id=f"test-{operation}")
+
+
 def test_parts_go_to_the_bucket_resume_and_become_a_track(
-    s3, auth_client, master, django_capture_on_commit_callbacks
+    s3, auth_client, master, django_capture_on_commit_callbacks, server_writes
 ):
     content = master.read_bytes()
     opened = start(auth_client, master, title="Straight to S3")
@@ -95,12 +114,46 @@ def test_parts_go_to_the_bucket_resume_and_become_a_track(
     assert track.title == "Straight to S3"
     assert track.sha256 == hashlib.sha256(content).hexdigest()
     assert track.storage_backend == "s3"
+    # The bytes went from the client to the bucket, then within it: the
+    # server sent none of them.
+    assert server_writes == ["CopyObject"]
     stream = auth_client.get(f"/api/v1/tracks/{track.pk}/stream").json()
     assert requests.get(stream["url"], timeout=30).content == content
     # Nothing staged is left: no object under uploads/, no open multipart.
     staged = s3.list_objects_v2(Bucket=s3.bucket, Prefix="uploads/")
     assert staged.get("KeyCount", 0) == 0
     assert not multipart_open(s3, opened)
+
+
+def test_a_file_too_big_for_one_copy_is_sent_from_the_worker(
+    s3,
+    auth_client,
+    master,
+    django_capture_on_commit_callbacks,
+    server_writes,
+    monkeypatch,
+):
+    # Past CopyObject's 5 GiB, a copy would take UploadPartCopy, which not
+    # every S3 server has: the worker sends the bytes it read instead.
+    monkeypatch.setattr(mediastore.s3, "COPY_OBJECT_MAX_BYTES", PART)
+    content = master.read_bytes()
+    opened = start(auth_client, master)
+    parts = [
+        send_part(auth_client, opened, n, content[(n - 1) * PART : n * PART])
+        for n in (1, 2, 3)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        auth_client.post(
+            f"{BASE}/{opened['uploadId']}/complete?key={opened['key']}",
+            {"parts": parts},
+            format="json",
+        )
+    body = auth_client.get(f"/api/v1/uploads/{opened['upload']}").json()
+    assert body["status"] == "ready", body
+    assert "CopyObject" not in server_writes
+    assert server_writes
+    track = Track.objects.get(pk=body["track"])
+    assert track.sha256 == hashlib.sha256(content).hexdigest()
 
 
 def test_nobody_signs_or_completes_someone_elses_upload(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -63,7 +65,9 @@ def test_the_page_tells_the_script_where_and_how_to_upload(user, settings):
     client.force_login(user)
     response = client.get(UPLOAD_URL)
     html = response.content.decode()
+    assert 'data-transport="tus"' in html
     assert 'data-tus-endpoint="/api/v1/uploads/tus/"' in html
+    assert 'data-s3-endpoint="/api/v1/uploads"' in html
     assert 'data-uploads-url="/api/v1/uploads/"' in html
     assert 'data-player-path="/tracks/{track}/play"' in html
     assert f'data-chunk-bytes="{5 * 1024 * 1024}"' in html
@@ -80,3 +84,42 @@ def test_the_page_answers_only_safe_methods(user):
     client.force_login(user)
     assert client.post(UPLOAD_URL).status_code == 405
     assert client.head(UPLOAD_URL).status_code == 200
+
+
+def page_of(user):
+    """The page as `user` sees it: (its transport, its CSP's connect-src)."""
+    client = Client()
+    client.force_login(user)
+    response = client.get(UPLOAD_URL)
+    transport = re.search(r'data-transport="(\w+)"', response.content.decode())
+    csp = dict(
+        directive.strip().split(" ", 1)
+        for directive in response["Content-Security-Policy"].split(";")
+    )
+    assert transport is not None
+    return transport[1], csp["connect-src"]
+
+
+def test_with_tracks_on_s3_the_page_sends_to_the_bucket(user, s3, settings):
+    # The page may connect to this bucket, where the parts go, and nowhere else.
+    endpoint = settings.AWS_S3_ENDPOINT_URL
+    assert page_of(user) == ("s3", f"'self' {endpoint}/{s3.bucket}/")
+
+
+def test_parts_go_to_the_public_endpoint_when_there_is_one(user, s3, settings):
+    settings.AWS_S3_PUBLIC_ENDPOINT_URL = "https://media.example.com:8443"
+    assert page_of(user) == (
+        "s3",
+        f"'self' https://media.example.com:8443/{s3.bucket}/",
+    )
+
+
+def test_a_bucket_in_the_host_name_is_the_whole_prefix(user, s3, settings):
+    settings.AWS_S3_ADDRESSING_STYLE = "virtual"
+    settings.AWS_S3_PUBLIC_ENDPOINT_URL = "https://s3.example.com"
+    assert page_of(user) == ("s3", f"'self' https://{s3.bucket}.s3.example.com/")
+
+
+def test_the_s3_transport_can_be_turned_off(user, s3, settings):
+    settings.UPLOAD_PAGE_S3_DIRECT = False
+    assert page_of(user) == ("tus", "'self'")

@@ -214,7 +214,7 @@ class TusUploadView(TusView):
 @extend_schema(exclude=True)  # the protocol of Uppy's @uppy/aws-s3 plugin
 class S3MultipartView(APIView):
     """S3 multipart uploads straight to the bucket, as Uppy's aws-s3 plugin
-    asks for them (its `endpoint` option set to /api/v1/uploads)."""
+    asks for them (its `companionEndpoint` option set to /api/v1/uploads)."""
 
     renderer_classes = [JSONRenderer]
 

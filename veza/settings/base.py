@@ -221,6 +221,9 @@ TRACK_DAILY_UPLOAD_TRACKS = env.int("TRACK_DAILY_UPLOAD_TRACKS", default=100)
 # once per user.
 UPLOAD_SESSION_TTL = env.int("UPLOAD_SESSION_TTL", default=24 * 3600)
 UPLOAD_MAX_OPEN_SESSIONS = env.int("UPLOAD_MAX_OPEN_SESSIONS", default=5)
+# With tracks on S3, the upload page sends parts straight to the bucket (its
+# CORS must allow the site, docs/OPERATIONS.md); false keeps the page on tus.
+UPLOAD_PAGE_S3_DIRECT = env.bool("UPLOAD_PAGE_S3_DIRECT", default=True)
 # How long a stream/download URL stays valid, in seconds.
 TRACK_URL_TTL = env.int("TRACK_URL_TTL", default=3600)
 VEZA_ACCEL_REDIRECT_PREFIX = env.str("VEZA_ACCEL_REDIRECT_PREFIX", default="")
