@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_signaling.py",
     "bench_hls_package.py",
     "bench_hls_serve.py",
+    "bench_failover.py",
 ]
 TIMEOUT = 45 * 60  # seconds per script
 

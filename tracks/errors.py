@@ -8,6 +8,7 @@ from veza.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedMedia,
 )
 
@@ -65,6 +66,16 @@ class MigrationFailed(DomainError):
     status_code = 500
     code = "migration_failed"
     default_message = "The storage migration did not move every track."
+
+
+class MigrationDatabaseLost(ServiceUnavailable):
+    """A storage move whose database stayed unreachable: the run stopped."""
+
+    code = "migration_database_lost"
+    default_message = (
+        "The database stayed unreachable, so the storage migration stopped. "
+        "Rows it held are freed when their leases run out; run it again to finish."
+    )
 
 
 class StorageQuotaExceeded(PayloadTooLarge):

@@ -191,6 +191,18 @@ class Claimer:
         )
         return ids
 
+    def release_own(self, *, keep: list[Any]) -> int:
+        """Free this runner's claims on rows it no longer has in hand (but
+        `keep`): after a database outage, a claim may have committed while
+        its answer was lost. Returns how many."""
+        return (
+            Track.objects.filter(
+                migration_runner=self.runner, migration_state__in=BUSY_STATES
+            )
+            .exclude(pk__in=keep)
+            .update(migration_lease_until=None)
+        )
+
     def release_dead_runners(self) -> int:
         """Free the rows of runners that died on this host; returns how many."""
         busy = Track.objects.filter(

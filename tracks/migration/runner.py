@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import queue
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
 from mediastore.backends import s3_require
 from tracks.attachments import attachments_of
+from tracks.errors import MigrationDatabaseLost
 from tracks.migration.claims import DEFAULT_LEASE_SECONDS, Claimer, runner_name
 from tracks.migration.copying import Outcome, track_copy
 from tracks.migration.plan import migration_totals, other_backend
@@ -23,11 +28,18 @@ from tracks.migration.settling import (
 from tracks.migration.tallying import RunTally
 from tracks.models import StorageMigrationRun, Track
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 Progress = Callable[[StorageMigrationRun], None]
 # Verified rows wait at most this long (or for a batch) before they flip.
 FLIP_EVERY_SECONDS = 0.5
 # How often the run's counters are written, for the admin page and /metrics.
 PROGRESS_EVERY_SECONDS = 1.0
+# How long a run waits for its database to come back (a restart, a
+# failover) before it stops; and between tries meanwhile.
+DATABASE_OUTAGE_SECONDS = 60.0
+DATABASE_RETRY_SECONDS = 0.5
 
 
 @dataclass
@@ -39,6 +51,8 @@ class MoveOptions:
     track_ids: list[str] = field(default_factory=list)
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     started_by: str = ""
+    # Seconds to wait for an unreachable database before the run stops.
+    database_patience: float = DATABASE_OUTAGE_SECONDS
 
 
 def storage_migrate(
@@ -108,20 +122,62 @@ class _Runner:
         self.last_renew = self.last_beat = self.last_flip = time.monotonic()
 
     def run(self) -> StorageMigrationRun:
-        self.claimer.release_dead_runners()
+        self._through_outages(self.claimer.release_dead_runners)
         try:
             with ThreadPoolExecutor(
                 max_workers=max(1, self.options.workers), thread_name_prefix="migrate"
             ) as pool:
-                while self._step(pool):
+                while self._through_outages(lambda: self._step(pool)):
                     pass
         except BaseException:
-            self.tally.finish(interrupted=True)
+            # The database may be what failed: its error is the one to see.
+            with contextlib.suppress(DatabaseError):
+                self.tally.finish(interrupted=True)
             raise
         run = self.tally.finish()
         if self.progress:
             self.progress(run)
         return run
+
+    def _through_outages(self, step: Callable[[], T]) -> T:
+        """Run a step; while the database is unreachable (a restart, a
+        failover), try it again every half second, for up to
+        `database_patience` seconds (a minute by default).
+
+        Only this thread touches rows, and each step leaves them as they
+        were or commits whole (claims, flips, lease renewals, counters), so
+        trying again is safe. Copies go on meanwhile. Leases that ran out
+        during the outage are the next holder's: those rows flip nowhere
+        and are counted lost, and the walk's second pass takes them again.
+        """
+        first_failure: float | None = None
+        while True:
+            try:
+                result = step()
+                if first_failure is not None:
+                    self._after_outage()
+                return result
+            except (OperationalError, InterfaceError) as exc:
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if now - first_failure >= self.options.database_patience:
+                    raise MigrationDatabaseLost(
+                        details={"seconds": int(now - first_failure)}
+                    ) from exc
+                logger.warning("migration: database unavailable (%s); waiting", exc)
+                # A broken connection is not reused: the next try reconnects.
+                with contextlib.suppress(DatabaseError):
+                    connection.close()
+                time.sleep(DATABASE_RETRY_SECONDS)
+
+    def _after_outage(self) -> None:
+        """Claims whose answer the outage lost are this runner's but not in
+        its hands: free them and walk again, so this run moves them too."""
+        held = [*self.in_flight, *(t.pk for t, _ in self.verified)]
+        freed = self.claimer.release_own(keep=held)
+        self.claimer.restart()
+        self.exhausted = False
+        logger.warning("migration: database back; %d unanswered claim(s) freed", freed)
 
     def _step(self, pool: ThreadPoolExecutor) -> bool:
         """One round: claim into free room, settle what finished, beat.
@@ -218,9 +274,14 @@ class _Runner:
     def _flip(self) -> None:
         self.last_flip = time.monotonic()
         verified, self.verified = self.verified, []
-        flipped = tracks_flip(
-            runner=self.claimer.runner, target=self.target, verified=verified
-        )
+        try:
+            flipped = tracks_flip(
+                runner=self.claimer.runner, target=self.target, verified=verified
+            )
+        except BaseException:
+            # Not flipped (the transaction did not commit): flipped later.
+            self.verified = verified + self.verified
+            raise
         lost = [o for t, o in verified if t.pk not in flipped]
         gone = copies_of_deleted_remove(target=self.target, outcomes=lost)
         for track, outcome in verified:

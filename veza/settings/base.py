@@ -141,10 +141,11 @@ DATABASES = {
     )
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-# A SELECT 1 before reusing a connection in each request; off by default, as
-# in Django (a dropped connection then fails one request with a 503).
+# A SELECT 1 before reusing a connection in each request (one round trip):
+# without it, a connection left idle through a database restart fails its
+# next request with a 503 (tests/platform/test_postgres_restart.py).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
-    "DATABASE_CONN_HEALTH_CHECKS", default=False
+    "DATABASE_CONN_HEALTH_CHECKS", default=True
 )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the task worker and the web process write side by side.

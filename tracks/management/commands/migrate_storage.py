@@ -9,10 +9,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import InterfaceError, OperationalError
 
 from mediastore.backends import s3_require
 from mediastore.errors import S3NotConfigured
 from tracks.audit import AuditReport, storage_audit, storage_delete_orphans
+from tracks.errors import MigrationDatabaseLost
 from tracks.migration.claims import DEFAULT_LEASE_SECONDS
 from tracks.migration.copying import is_missing_reason
 from tracks.migration.plan import migration_plan
@@ -24,7 +26,11 @@ from tracks.migration.reporting import (
     run_summary,
     run_text,
 )
-from tracks.migration.runner import MoveOptions, storage_migrate
+from tracks.migration.runner import (
+    DATABASE_OUTAGE_SECONDS,
+    MoveOptions,
+    storage_migrate,
+)
 from tracks.purge import storage_purge_local
 
 
@@ -63,6 +69,14 @@ class Command(BaseCommand):
             default=DEFAULT_LEASE_SECONDS,
             help="how long a claim outlives the runner's last heartbeat "
             "(renewed every third of it) before others may take over",
+        )
+        parser.add_argument(
+            "--wait-for-database",
+            type=float,
+            default=DATABASE_OUTAGE_SECONDS,
+            metavar="SECONDS",
+            help="how long a run waits for an unreachable database (a restart, "
+            "a failover) before it stops",
         )
         parser.add_argument(
             "--enqueue",
@@ -136,6 +150,8 @@ class Command(BaseCommand):
             raise CommandError("--workers and --batch-size must be at least 1")
         if options["lease_seconds"] < 1:
             raise CommandError("--lease-seconds must be at least 1")
+        if options["wait_for_database"] < 0:
+            raise CommandError("--wait-for-database must not be negative")
         if options["workers"] > settings.AWS_S3_MAX_POOL_CONNECTIONS:
             # More threads than pooled connections means reconnect churn.
             raise CommandError(
@@ -150,6 +166,7 @@ class Command(BaseCommand):
             limit=options["limit"],
             track_ids=options["tracks"],
             lease_seconds=options["lease_seconds"],
+            database_patience=options["wait_for_database"],
             started_by="manage.py migrate_storage",
         )
         if options["dry_run"]:
@@ -159,6 +176,14 @@ class Command(BaseCommand):
         progress = ProgressReporter(quiet=options["json"])
         try:
             run = storage_migrate(options=move, progress=progress)
+        except MigrationDatabaseLost as exc:
+            raise CommandError(exc.message) from exc
+        except (OperationalError, InterfaceError) as exc:
+            # Unreachable from the start: nothing was claimed.
+            raise CommandError(
+                f"The database is unreachable ({str(exc).strip()}); nothing moved. "
+                "Run it again once it is back."
+            ) from exc
         finally:
             progress.close()
         self._emit(options, run_summary(run), run_text(run))
