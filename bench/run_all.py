@@ -22,6 +22,7 @@ SCRIPTS = [
     "bench_hls_package.py",
     "bench_hls_serve.py",
     "bench_failover.py",
+    "bench_redis_failover.py",
 ]
 TIMEOUT = 45 * 60  # seconds per script
 

@@ -68,6 +68,8 @@ class RawConfig:
     webrtc_turn_ttl: int = 3600
     webrtc_ring_timeout: int = 45
     redis_url: str = ""
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class ResolvedConfig:
     problems: list[Problem] = field(default_factory=list)
     webrtc_turn_ttl: int = 3600
     webrtc_ring_timeout: int = 45
+    # (host, port) of each Sentinel; empty: Redis by REDIS_URL, or none.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
 
 
 def resolve(raw: RawConfig) -> ResolvedConfig:
@@ -183,7 +187,7 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
                     "names the site answers on.",
                 )
             )
-        if not raw.redis_url:
+        if not raw.redis_url and not raw.redis_sentinels:
             problems.append(
                 Problem(
                     id="veza.E020",
@@ -192,7 +196,8 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
                     "copy of access decisions (a track made private, a "
                     "takedown, a revoked token) for up to a minute, and its own "
                     "channel layer, so calls could not cross processes.",
-                    fix="Set REDIS_URL (e.g. redis://127.0.0.1:6379/0).",
+                    fix="Set REDIS_URL (e.g. redis://127.0.0.1:6379/0), or "
+                    "REDIS_SENTINELS and REDIS_SENTINEL_MASTER.",
                 )
             )
         if _weak_secret(raw.secret_key):
@@ -210,6 +215,8 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
     if raw.cdn_enabled:
         problems.extend(cdn_problems(raw))
     problems.extend(webrtc_problems(raw))
+    sentinels, redis_found = redis_sentinels(raw)
+    problems.extend(redis_found)
     return ResolvedConfig(
         track_storage_backend=backend,
         s3_addressing_style=addressing_style,
@@ -218,6 +225,7 @@ def resolve(raw: RawConfig) -> ResolvedConfig:
         # Out-of-range values (rules E032, E033) are clamped into range.
         webrtc_turn_ttl=min(max(raw.webrtc_turn_ttl, 60), WEBRTC_MAX_TURN_TTL),
         webrtc_ring_timeout=min(max(raw.webrtc_ring_timeout, 5), 600),
+        redis_sentinels=sentinels,
     )
 
 
@@ -463,6 +471,56 @@ def webrtc_problems(raw: RawConfig) -> list[Problem]:
             )
         )
     return problems
+
+
+def redis_sentinels(
+    raw: RawConfig,
+) -> tuple[tuple[tuple[str, int], ...], list[Problem]]:
+    """The Sentinels to ask for the Redis master (rules veza.E021-E023);
+    empty when they cannot be used, and the rules they broke."""
+    if not raw.redis_sentinels and not raw.redis_sentinel_master:
+        return (), []
+    problems: list[Problem] = []
+    parsed: list[tuple[str, int]] = []
+    bad: list[str] = []
+    for entry in raw.redis_sentinels:
+        host, _, port = entry.strip().rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            parsed.append((host.strip("[]"), int(port)))
+        else:
+            bad.append(entry)
+    if bad:
+        problems.append(
+            Problem(
+                id="veza.E022",
+                variable="REDIS_SENTINELS",
+                message=f"{', '.join(bad)}: not host:port; left out.",
+                fix="List the Sentinels as host:port, comma-separated, e.g. "
+                "10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379.",
+            )
+        )
+    if not parsed or not raw.redis_sentinel_master:
+        problems.append(
+            Problem(
+                id="veza.E021",
+                variable="REDIS_SENTINELS, REDIS_SENTINEL_MASTER",
+                message="Sentinel is half configured, so Redis is not used through it.",
+                fix="Set both REDIS_SENTINELS (host:port of each Sentinel) and "
+                "REDIS_SENTINEL_MASTER (the name they monitor), or neither.",
+            )
+        )
+        return (), problems
+    if raw.redis_url:
+        problems.append(
+            Problem(
+                id="veza.E023",
+                variable="REDIS_URL, REDIS_SENTINELS",
+                message="Both are set; the Sentinels are used and REDIS_URL "
+                "is ignored.",
+                fix="Unset REDIS_URL when Redis runs under Sentinel.",
+            )
+        )
+    return tuple(parsed), problems
 
 
 def _weak_secret(key: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -216,3 +217,44 @@ def test_a_django_warning_is_logged_once_in_development(var_dir):
     lines = [line for line in result.stderr.splitlines() if "probe-42" in line]
     assert len(lines) == 1, result.stderr
     assert "WARNING django.request probe-42" in lines[0]
+
+
+def test_sentinels_wire_the_cache_and_the_channel_layer(var_dir):
+    shown = run_manage(
+        "shell",
+        "-c",
+        "import json; from django.conf import settings;"
+        "print(json.dumps([settings.CACHES, settings.CHANNEL_LAYERS]))",
+        VEZA_VAR_DIR=var_dir,
+        REDIS_URL="",
+        REDIS_SENTINELS="10.0.0.1:26379,10.0.0.2:26379",
+        REDIS_SENTINEL_MASTER="Veza-Main",
+        REDIS_PASSWORD="master-secret",
+        REDIS_DB="2",
+    )
+    assert shown.returncode == 0, shown.stderr
+    caches, layers = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert caches["default"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://Veza-Main/2",
+        "OPTIONS": {"pool_class": "veza.redis_sentinel.SentinelMasterPool"},
+    }
+    assert layers["default"]["CONFIG"]["hosts"] == [
+        {
+            "sentinels": [["10.0.0.1", 26379], ["10.0.0.2", 26379]],
+            "master_name": "Veza-Main",
+            "sentinel_kwargs": {"password": None},
+            "password": "master-secret",
+            "db": 2,
+        }
+    ]
+
+
+def test_half_configured_sentinels_stop_production(var_dir):
+    shown = run_manage(
+        "check",
+        VEZA_VAR_DIR=var_dir,
+        **{**PRODUCTION, "REDIS_URL": "", "REDIS_SENTINELS": "10.0.0.1:26379"},
+    )
+    assert shown.returncode != 0
+    assert "veza.E021" in shown.stderr + shown.stdout

@@ -156,38 +156,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# CHANNELS
+# REDIS (channel layer and shared cache; wired after the configuration rules)
 # ------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-CHANNEL_LAYERS: dict[str, Any] = (
-    {
-        "default": {
-            # Pub/sub, not the list-based RedisChannelLayer: that one receives
-            # one message per process at a time in four Redis round trips
-            # (EVAL, BZPOPMIN, ZADD, ZPOPMIN), which caps one daphne at a few
-            # hundred relayed messages a second; pub/sub pushes each message
-            # in one PUBLISH. Signaling frames are best-effort either way (a
-            # peer that is gone loses them; the call state lives in the DB).
-            "BACKEND": "veza.channel_layers.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
-        }
-    }
-    if REDIS_URL
-    else {"default": {"BACKEND": "veza.channel_layers.InMemoryChannelLayer"}}
-)
+# Or Redis under Sentinel: the Sentinels (host:port, comma-separated), the
+# master's name, and the passwords of the Sentinels and of the master.
+REDIS_SENTINELS_RAW: list[str] = env.list("REDIS_SENTINELS", default=[])
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
+REDIS_DB = env.int("REDIS_DB", default=0)
 
-# CACHE (Redis when REDIS_URL is set, so every process sees one cache)
-# ------------------------------------------------------------------------------
-CACHES: dict[str, Any] = {
-    "default": (
-        {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-        }
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
-}
 # Seconds an API token's user is cached; 0 looks it up on every request.
 API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
 # Days an API token lives; a new password or a deactivation ends it sooner.
@@ -402,6 +381,8 @@ _resolved = config.resolve(
         webrtc_turn_ttl=WEBRTC_TURN_TTL,
         webrtc_ring_timeout=int(WEBRTC_RING_TIMEOUT),
         redis_url=REDIS_URL,
+        redis_sentinels=tuple(REDIS_SENTINELS_RAW),
+        redis_sentinel_master=REDIS_SENTINEL_MASTER,
     )
 )
 CONFIG_PROBLEMS = _resolved.problems
@@ -410,6 +391,52 @@ AWS_S3_ADDRESSING_STYLE = _resolved.s3_addressing_style
 AWS_S3_CHECKSUM_ALGORITHM = _resolved.s3_checksum_algorithm
 WEBRTC_TURN_TTL = _resolved.webrtc_turn_ttl
 WEBRTC_RING_TIMEOUT = _resolved.webrtc_ring_timeout
+REDIS_SENTINELS: list[tuple[str, int]] = list(_resolved.redis_sentinels)
+
+# CHANNELS AND CACHE (Redis when configured, so every process shares them)
+# ------------------------------------------------------------------------------
+# Pub/sub, not the list-based RedisChannelLayer: that one receives one message
+# per process at a time in four Redis round trips (EVAL, BZPOPMIN, ZADD,
+# ZPOPMIN), which caps one daphne at a few hundred relayed messages a second;
+# pub/sub pushes each message in one PUBLISH. Signaling frames are best-effort
+# either way (a peer that is gone loses them; the call state lives in the DB).
+if REDIS_SENTINELS:
+    _redis_host: dict[str, Any] | None = {
+        # channels-redis asks the Sentinels for the master (and again after
+        # a failover) through redis-py's SentinelConnectionPool.
+        "sentinels": REDIS_SENTINELS,
+        "master_name": REDIS_SENTINEL_MASTER,
+        "sentinel_kwargs": {"password": REDIS_SENTINEL_PASSWORD or None},
+        "password": REDIS_PASSWORD or None,
+        "db": REDIS_DB,
+    }
+    _cache: dict[str, Any] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # The pool class finds the master through the Sentinels; the URL
+        # only names the master (veza/redis_sentinel.py).
+        "LOCATION": f"redis://{REDIS_SENTINEL_MASTER}/{REDIS_DB}",
+        "OPTIONS": {"pool_class": "veza.redis_sentinel.SentinelMasterPool"},
+    }
+elif REDIS_URL:
+    _redis_host = {"address": REDIS_URL}
+    _cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+    }
+else:
+    _redis_host = None
+    _cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+CHANNEL_LAYERS: dict[str, Any] = {
+    "default": (
+        {
+            "BACKEND": "veza.channel_layers.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [_redis_host]},
+        }
+        if _redis_host
+        else {"BACKEND": "veza.channel_layers.InMemoryChannelLayer"}
+    )
+}
+CACHES: dict[str, Any] = {"default": _cache}
 
 # AUTH AND API
 # ------------------------------------------------------------------------------
