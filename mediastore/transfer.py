@@ -62,7 +62,10 @@ class S3Transfer:
 
     def _fail(self, operation: str, key: str, exc: Exception) -> StorageUnavailable:
         metrics.STORAGE_OPERATIONS.labels("s3", operation, "error").inc()
-        logger.warning("s3 %s of %s failed: %s", operation, key, exc)
+        # object_store's errors carry a page of "Debug source" after their
+        # first line; one line per failure keeps an outage's log readable.
+        reason = str(exc).split("\n", 1)[0]
+        logger.warning("s3 %s of %s failed: %s", operation, key, reason)
         return StorageUnavailable(details={"backend": "s3"})
 
     def put(

@@ -26,6 +26,10 @@ class Faults:
     # The next this many GETs of an object send half its bytes, then drop
     # the connection (a body cut mid-way).
     cut_gets: int = 0
+    # After this many more PUTs (a part or an object each), the endpoint is
+    # gone (every connection reset) for `outage_seconds`.
+    outage_after_puts: int | None = None
+    outage_seconds: float = 10.0
 
 
 @dataclass
@@ -34,6 +38,7 @@ class S3Proxy:
     faults: Faults = field(default_factory=Faults)
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     injected: Counter[str] = field(default_factory=Counter)
+    outages: list[float] = field(default_factory=list)
 
     def start(self) -> str:
         proxy = self
@@ -48,6 +53,12 @@ class S3Proxy:
                 pass
 
             def _fault(self) -> str | None:
+                if self.command == "PUT" and proxy.faults.outage_after_puts is not None:
+                    with lock:
+                        proxy.faults.outage_after_puts -= 1
+                        if proxy.faults.outage_after_puts <= 0:
+                            proxy.faults.outage_after_puts = None
+                            proxy.outage()
                 if proxy.faults.down:
                     return "reset"
                 with lock:
@@ -130,6 +141,18 @@ class S3Proxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def outage(self) -> None:
+        """The endpoint goes away now, for `faults.outage_seconds`."""
+        self.faults.down = True
+        self.outages.append(time.monotonic())
+
+        def back() -> None:
+            self.faults.down = False
+
+        timer = threading.Timer(self.faults.outage_seconds, back)
+        timer.daemon = True
+        timer.start()
 
     def stop(self) -> None:
         self.server.shutdown()
