@@ -1,4 +1,5 @@
-"""The S3 endpoint gone for 10 s mid-migration and mid-HLS-publish.
+"""The S3 endpoint gone for 10 s mid-migration and mid-HLS-publish, and
+gone while a track is uploaded.
 
 A fault proxy in front of `rclone serve s3` resets every connection for ten
 seconds, starting while rows are moving or while a package's files are
@@ -17,12 +18,22 @@ from django.contrib.auth import get_user_model
 
 from streaming.models import HlsPackage, PackageStatus
 from streaming.services import hls_package_build, hls_package_request
+from tests.audio import make_audio
 from tests.s3proxy import S3Proxy
 from tests.streaming.test_packaging import unpackaged_track
+from tests.tracks.helpers import assert_error, upload
 from tests.tracks.migration_helpers import make_local_tracks, start_command
 from tracks.models import Track
 
 OUTAGE_SECONDS = 10.0
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> Path:
+    """14 s of FLAC: a package of a few segments per rung."""
+    return make_audio(
+        tmp_path_factory.mktemp("outage") / "song.flac", fmt="flac", seconds=14
+    )
 
 
 @pytest.fixture
@@ -78,10 +89,10 @@ def test_a_migration_through_a_lost_endpoint_fails_cleanly_and_resumes(
 
 @pytest.mark.django_db
 def test_a_package_published_through_a_lost_endpoint_is_never_half_ready(
-    s3, proxy, settings, auth_client, song_file
+    s3, proxy, settings, auth_client, song
 ):
     settings.AWS_S3_ENDPOINT_URL = proxy.endpoint
-    track = unpackaged_track(auth_client, song_file)
+    track = unpackaged_track(auth_client, song)
     assert track.storage_backend == "s3"
     # Gone after the package's first three files are written.
     proxy.faults.outage_after_puts = 3
@@ -106,3 +117,16 @@ def test_a_package_published_through_a_lost_endpoint_is_never_half_ready(
     assert (
         HlsPackage.objects.filter(track=track, status=PackageStatus.READY).count() == 1
     )
+
+
+@pytest.mark.django_db
+def test_an_upload_while_the_endpoint_is_gone_is_503_and_leaves_nothing(
+    s3, proxy, settings, auth_client, wav_file
+):
+    settings.AWS_S3_ENDPOINT_URL = proxy.endpoint
+    proxy.faults.down = True
+    response = upload(auth_client, wav_file.read_bytes())
+    assert_error(response, 503, "storage_unavailable")
+    assert not Track.all_objects.exists()
+    proxy.faults.down = False
+    assert s3.list_objects_v2(Bucket=s3.bucket).get("KeyCount", 0) == 0
