@@ -13,6 +13,7 @@ HLS_CONTENT_TYPES: dict[str, str] = {
     "ts": "video/mp2t",
     "aac": "audio/aac",
     "vtt": "text/vtt",
+    "json": "application/json",  # waveform.json, the peaks of the package
 }
 
 

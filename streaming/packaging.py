@@ -22,6 +22,7 @@ from streaming.renditions import (
     Rendition,
     Segment,
 )
+from streaming.waveform import Peaks
 
 # Sample rates AAC-LC carries; anything else is resampled to 48 kHz.
 _AAC_RATES = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}
@@ -78,7 +79,8 @@ def package_audio(
             for kbps in ladder
         ]
         loudness = _Loudness()
-        workers: list[_Worker] = [*encoders, loudness]
+        peaks = _Peaks()
+        workers: list[_Worker] = [*encoders, loudness, peaks]
         samples = 0
         try:
             for worker in workers:
@@ -116,6 +118,7 @@ def package_audio(
         loudness_lufs=lufs,
         true_peak_dbtp=peak,
         encode_seconds=time.perf_counter() - started,
+        waveform=peaks.peaks.waveform(sample_rate=rate),
     )
 
 
@@ -222,6 +225,18 @@ class _RungEncoder(_Worker):
             init_size=(self.directory / INIT_NAME).stat().st_size,
             segments=segments,
         )
+
+
+class _Peaks(_Worker):
+    """Waveform peaks of the decoded audio (streaming/waveform.py)."""
+
+    def __init__(self) -> None:
+        self.peaks = Peaks()
+        super().__init__()
+
+    def handle(self, frame: av.AudioFrame | None) -> None:
+        if frame is not None:
+            self.peaks.add(frame.to_ndarray())
 
 
 class _Loudness(_Worker):

@@ -102,3 +102,5 @@ class PackageOutput:
     loudness_lufs: float | None
     true_peak_dbtp: float | None
     encode_seconds: float
+    # The audiowaveform JSON (streaming/waveform.py), stored as waveform.json.
+    waveform: dict[str, Any] = field(default_factory=dict)

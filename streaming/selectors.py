@@ -7,12 +7,15 @@ from typing import Any
 
 from django.core.cache import cache
 
+from mediastore.backends import storage_for
+from streaming.errors import WaveformNotReady
 from streaming.models import HlsPackage, PackageStatus
 from streaming.services import (
     hls_content_hash,
     hls_package_settings,
     serving_cache_key,
 )
+from streaming.waveform import WAVEFORM_NAME
 from tracks.models import SHARED_VISIBILITIES, Track
 from veza import metrics
 
@@ -91,3 +94,22 @@ def hls_package_served(*, content_hash: str) -> ServedPackage | None:
     # one query per name per minute, not per request.
     cache.set(key, served or False, SERVING_CACHE_SECONDS)
     return served
+
+
+def track_waveform(*, track: Track) -> bytes:
+    """The waveform JSON of the package `track` plays (WaveformNotReady when
+    that package is not ready, or was made before packages had one)."""
+    package = hls_package_for_track(track=track)
+    if (
+        package is None
+        or package.status != PackageStatus.READY
+        or WAVEFORM_NAME not in package.files
+    ):
+        status = package.status if package is not None else "missing"
+        raise WaveformNotReady(details={"status": status})
+    key = package.directory + WAVEFORM_NAME
+    return b"".join(
+        storage_for(package.storage_backend).read(
+            key, 0, package.files[WAVEFORM_NAME] - 1
+        )
+    )

@@ -27,6 +27,7 @@ from streaming.media_types import hls_content_type
 from streaming.models import HlsPackage, PackageStatus
 from streaming.playlists import MASTER_NAME, master_playlist, media_playlist
 from streaming.renditions import INIT_NAME, PLAYLIST_NAME, PackageOutput, PackagingError
+from streaming.waveform import WAVEFORM_NAME
 from tracks.models import Track
 from veza import metrics
 from veza.errors import NotFound
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 # Part of the content hash: bump it when the packager's output changes, so
 # new packages land in new directories and CDN caches never mix the two.
-PACKAGER_VERSION = 1
+PACKAGER_VERSION = 2  # 2: waveform.json (peaks) in every package
 # The storage tally of ready packages (mediastore.tally).
 PACKAGE_TALLY = "package"
 # Parallel PUTs when storing a package on S3 (about 100 small files).
@@ -291,6 +292,10 @@ def _local_source(track: Track, storage: MediaStorage, workdir: Path) -> Path:
 
 
 def _write_playlists(output: PackageOutput, directory: Path) -> None:
+    # The waveform beside the playlists: compact JSON, as players fetch it.
+    (directory / WAVEFORM_NAME).write_text(
+        json.dumps(output.waveform, separators=(",", ":"))
+    )
     for rendition in output.renditions:
         (directory / rendition.name / PLAYLIST_NAME).write_text(
             media_playlist(rendition)
@@ -317,6 +322,7 @@ def _store_package(
         for name in [INIT_NAME, *(s.name for s in r.segments)]
     ]
     playlists = [f"{r.name}/{PLAYLIST_NAME}" for r in output.renditions]
+    playlists.append(WAVEFORM_NAME)
     files: dict[str, tuple[int, str]] = {}
     for group in (media, playlists, [MASTER_NAME]):
         files.update(_store_files(storage, prefix, directory, group, stored))

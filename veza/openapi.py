@@ -50,6 +50,7 @@ LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "StreamTrack": {"operationId": "tracks_stream", "parameters": _TRACK_ID},
         "DownloadTrack": {"operationId": "tracks_download", "parameters": _TRACK_ID},
         "PlayTrackOverHls": {"operationId": "tracks_hls", "parameters": _TRACK_ID},
+        "TrackWaveform": {"operationId": "tracks_waveform", "parameters": _TRACK_ID},
     },
     ("uploads_list", "200"): {
         "GetUpload": {

@@ -8,4 +8,9 @@ app_name = "streaming-api"
 
 urlpatterns = [
     path("tracks/<uuid:track_id>/hls", views.TrackHlsView.as_view(), name="hls"),
+    path(
+        "tracks/<uuid:track_id>/waveform",
+        views.TrackWaveformView.as_view(),
+        name="waveform",
+    ),
 ]

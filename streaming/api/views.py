@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.http import HttpResponse
+from django.utils.cache import patch_cache_control
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -12,9 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from streaming.api.serializers import MISSING, HlsOutputSerializer
+from streaming.errors import WaveformNotReady
 from streaming.models import PackageStatus
 from streaming.playback import hls_master_url
-from streaming.selectors import hls_package_for_track
+from streaming.selectors import hls_package_for_track, track_waveform
 from streaming.services import hls_package_request
 from tracks import selectors as track_selectors
 from tracks.models import SHARED_VISIBILITIES
@@ -91,3 +94,40 @@ def _no_store(response: Response) -> Response:
     # nothing between the API and the player may keep it.
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+class TrackWaveformView(APIView):
+    # The same rule as the audio: anyone may see a public or unlisted track's
+    # waveform, only its owner a private one's.
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={
+            (200, "application/json"): dict,
+            **error_responses(401, 404, 409, 451, 503),
+        },
+        operation_id="tracks_waveform",
+        summary="A track's waveform",
+        description=(
+            "The peaks of the track, in the BBC audiowaveform JSON format, "
+            "version 2 (`version`, `channels`, `sample_rate`, "
+            "`samples_per_pixel`, `bits` 8, `length`, `data`: min, max, "
+            "... for each of at most 2,000 points). Made when the track is "
+            "packaged for HLS: 409 `waveform_not_ready` until then (the "
+            "packaging is queued). 451 when the track was taken down."
+        ),
+    )
+    def get(self, request: Request, track_id: str) -> HttpResponse:
+        track = track_selectors.track_get_playable(user=request.user, track_id=track_id)
+        try:
+            body = track_waveform(track=track)
+        except WaveformNotReady:
+            if settings.HLS_PACKAGE_ON_UPLOAD:
+                # Idempotent: queues the current package unless it is ready.
+                hls_package_request(track=track)
+            raise
+        response = HttpResponse(body, content_type="application/json")
+        # The track's access rules hold per request, as for the audio; the
+        # peaks never change, so a browser keeps them a while.
+        patch_cache_control(response, private=True, max_age=300)
+        return response

@@ -238,6 +238,7 @@ def test_the_schema_tags_describes_and_links_every_operation(api_client):
         "tracks_stream",
         "tracks_download",
         "tracks_hls",
+        "tracks_waveform",
     }
     for link in links.values():
         assert link["operationId"] in operations
