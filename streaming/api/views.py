@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from streaming.api.serializers import MISSING, HlsOutputSerializer
 from streaming.errors import WaveformNotReady
+from streaming.loudness import normalising_gain_db
 from streaming.models import PackageStatus
 from streaming.playback import hls_master_url
 from streaming.selectors import hls_package_for_track, track_waveform
@@ -57,6 +58,7 @@ class TrackHlsView(APIView):
                         "master_url": None,
                         "expires_at": None,
                         "source": None,
+                        "loudness": None,
                     }
                 )
             )
@@ -71,6 +73,15 @@ class TrackHlsView(APIView):
                 "master_url": url.url,
                 "expires_at": dt.datetime.fromtimestamp(url.expires_at, tz=dt.UTC),
                 "source": url.source,
+                "loudness": {
+                    "integrated_lufs": package.loudness_lufs,
+                    "true_peak_dbtp": package.true_peak_dbtp,
+                    "gain_db": normalising_gain_db(
+                        integrated_lufs=package.loudness_lufs,
+                        true_peak_dbtp=package.true_peak_dbtp,
+                        target_lufs=settings.PLAYER_TARGET_LUFS,
+                    ),
+                },
             }
         )
         for name, value in url.cookies.items():

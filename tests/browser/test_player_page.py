@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from streaming.models import PackageStatus
+from streaming.models import HlsPackage, PackageStatus
 from tests.browser.conftest import chromium, requires_chromium
 from tests.streaming.conftest import package_track, song_file  # noqa: F401
 
@@ -172,6 +172,7 @@ def test_the_page_says_preparing_until_the_package_is_ready(
                         "master_url": None,
                         "expires_at": None,
                         "source": None,
+                        "loudness": None,
                     }
                 ),
             )
@@ -238,3 +239,36 @@ def test_a_private_track_plays_for_its_owner_session_only(
     page.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
     assert any(u.endswith(".m4s") for u in urls)
     context.close()
+
+
+def test_the_player_evens_out_loudness_and_a_listener_can_turn_it_off(
+    live_server, browser, public_track
+):
+    # A quiet master: 6 dB under the -14 LUFS target, with room to its peak.
+    HlsPackage.objects.filter(track=public_track).update(
+        loudness_lufs=-20.0, true_peak_dbtp=-8.0
+    )
+    page = browser.new_page()
+    page.goto(f"{live_server.url}/tracks/{public_track.pk}/play")
+    page.wait_for_function(
+        "() => window.vezaPlayer && window.vezaPlayer.masterUrl", timeout=15_000
+    )
+    assert page.evaluate("window.vezaPlayer.gainDb") == 6.0
+    assert page.is_checked("#normalise")
+    page.evaluate("document.getElementById('audio').play()")
+    page.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
+    # The Web Audio gain node after the element carries the API's gain.
+    expected = 10 ** (6.0 / 20)
+    assert page.evaluate("window.vezaPlayer.gainNodeValue()") == pytest.approx(
+        expected, rel=1e-3
+    )
+    # Off: unity gain at once, and still off on the next visit.
+    page.uncheck("#normalise")
+    assert page.evaluate("window.vezaPlayer.gainNodeValue()") == 1
+    page.reload()
+    page.wait_for_function(
+        "() => window.vezaPlayer && window.vezaPlayer.masterUrl", timeout=15_000
+    )
+    assert not page.is_checked("#normalise")
+    assert page.evaluate("window.vezaPlayer.gain") == 1
+    page.close()

@@ -158,8 +158,9 @@ def test_ready_package_gets_an_origin_url_with_a_path_token(
     response = auth_client.get(f"/api/v1/tracks/{package.track_id}/hls")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"status", "master_url", "expires_at", "source"}
+    assert set(body) == {"status", "master_url", "expires_at", "source", "loudness"}
     assert body["status"] == "ready"
+    assert set(body["loudness"]) == {"integrated_lufs", "true_peak_dbtp", "gain_db"}
     assert body["source"] == "origin"
     match = ORIGIN_URL.fullmatch(body["master_url"])
     assert match is not None, body["master_url"]
@@ -188,6 +189,7 @@ def test_track_without_a_package_is_missing(auth_client, track):
         "master_url": None,
         "expires_at": None,
         "source": None,
+        "loudness": None,
     }
 
 
@@ -214,6 +216,7 @@ def test_unready_package_has_its_status_and_no_url(auth_client, track, status):
         "master_url": None,
         "expires_at": None,
         "source": None,
+        "loudness": None,
     }
 
 
@@ -898,3 +901,27 @@ def test_a_takedown_or_delete_revokes_the_hls_urls_handed_out(
     assert_error(api_client.get(url), 451, "track_taken_down")
     Track.objects.get(pk=track.pk).delete()
     assert_error(api_client.get(url), 404, "hls_file_not_found")
+
+
+@pytest.mark.parametrize(
+    ("lufs", "peak", "gain"),
+    [
+        (-20.0, -8.0, 6.0),  # up to the target's -14: the peak has room
+        (-20.0, -3.0, 2.0),  # up, but only until the true peak is at -1
+        (-9.0, -0.1, -5.0),  # loud masters come down to the target
+        (None, None, None),  # silence: no integrated loudness
+    ],
+)
+def test_the_answer_carries_the_normalising_gain(
+    auth_client, package, settings, lufs, peak, gain
+):
+    settings.PLAYER_TARGET_LUFS = -14.0
+    HlsPackage.objects.filter(pk=package.pk).update(
+        loudness_lufs=lufs, true_peak_dbtp=peak
+    )
+    body = hls(auth_client, package.track_id)
+    assert body["loudness"] == {
+        "integrated_lufs": lufs,
+        "true_peak_dbtp": peak,
+        "gain_db": gain,
+    }

@@ -300,6 +300,9 @@ CDN_CACHE_CONTROL_PLAYLISTS = env.str(
 # Every upload is packaged by a task unless this is off (backfill with
 # `manage.py package_hls`).
 HLS_PACKAGE_ON_UPLOAD = env.bool("HLS_PACKAGE_ON_UPLOAD", default=True)
+# The loudness players bring every track to (integrated, LUFS): the HLS
+# answer's `loudness.gain_db`, capped so the true peak stays at -1 dBTP.
+PLAYER_TARGET_LUFS = env.float("PLAYER_TARGET_LUFS", default=-14.0)
 # The AAC-LC ladder in kb/s, lowest first, and the segment length in seconds.
 HLS_LADDER: list[int] = sorted(env.list("HLS_LADDER", cast=int, default=[64, 128, 256]))
 HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)

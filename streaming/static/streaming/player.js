@@ -8,6 +8,13 @@
 //    browser's own HLS where hls.js cannot run (Safari on iOS).
 // 3. Show the bitrate hls.js has chosen, updated on every LEVEL_SWITCHED.
 //
+// 4. Even out loudness: the API's `loudness.gain_db` brings the track to the
+//    platform's target (PLAYER_TARGET_LUFS). With hls.js the element feeds a
+//    Web Audio gain node (its media are same-origin MSE buffers, so the
+//    graph hears them); with the browser's own HLS only the element's volume
+//    is there, which can lower but not raise. A checkbox turns it off; the
+//    choice is kept in localStorage.
+//
 // The master URL carries a short-lived directory token: when it has expired
 // (a fatal network error after a long pause), the page asks the API for a
 // fresh one and carries on from the same position.
@@ -26,6 +33,8 @@
   var POLL_FIRST_MS = 3000;
   var POLL_MAX_MS = 15000;
   var MAX_RELOADS = 3;
+  var NORMALISE_KEY = "veza.player.normalise";
+  var normaliseBox = document.getElementById("normalise");
 
   // Exposed for tests and for debugging in the console.
   var state = {
@@ -38,8 +47,61 @@
     polls: 0,
     reloads: 0,
     errors: [],
+    gainDb: null, // the API's loudness.gain_db
+    normalise: true,
+    gain: 1, // the linear gain applied
+    gainNodeValue: function () {
+      return graph ? graph.gain.gain.value : null;
+    },
   };
   window.vezaPlayer = state;
+
+  var graph = null; // {context, gain}: built on the first play (a gesture)
+
+  function readNormalise() {
+    try {
+      return window.localStorage.getItem(NORMALISE_KEY) !== "off";
+    } catch (_) {
+      return true; // storage refused (a sandboxed embed): the default
+    }
+  }
+
+  function applyGain() {
+    var value =
+      state.normalise && typeof state.gainDb === "number"
+        ? Math.pow(10, state.gainDb / 20)
+        : 1;
+    state.gain = value;
+    if (graph) {
+      graph.gain.gain.value = value;
+    } else if (state.engine === "native") {
+      audio.volume = Math.min(1, value);
+    }
+  }
+
+  function buildGraph() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (graph || state.engine !== "hls.js" || !Context) {
+      return;
+    }
+    var context = new Context();
+    var gain = context.createGain();
+    context.createMediaElementSource(audio).connect(gain).connect(context.destination);
+    graph = { context: context, gain: gain };
+    applyGain();
+  }
+
+  state.normalise = readNormalise();
+  normaliseBox.checked = state.normalise;
+  normaliseBox.addEventListener("change", function () {
+    state.normalise = normaliseBox.checked;
+    try {
+      window.localStorage.setItem(NORMALISE_KEY, state.normalise ? "on" : "off");
+    } catch (_) {
+      // not kept: it still applies to this page
+    }
+    applyGain();
+  });
 
   var hls = null;
   var pollTimer = null;
@@ -122,6 +184,8 @@
         var body = answer.body || {};
         if (answer.http === 200 && body.status === "ready" && body.master_url) {
           state.source = body.source || null;
+          state.gainDb = body.loudness ? body.loudness.gain_db : null;
+          applyGain();
           start(body.master_url);
         } else if (answer.http === 200 && body.status === "failed") {
           setState("error", "This track cannot be played right now.");
@@ -257,6 +321,13 @@
     }
   }
 
+  audio.addEventListener("play", function () {
+    // Within the press on play: an audio context made now may run.
+    buildGraph();
+    if (graph && graph.context.state === "suspended") {
+      graph.context.resume();
+    }
+  });
   audio.addEventListener("playing", function () {
     setState("playing", "Playing.");
   });
