@@ -96,6 +96,10 @@ def hls_package_served(*, content_hash: str) -> ServedPackage | None:
     return served
 
 
+# A waveform is at most ~16 KB; a day keeps the popular ones off the bucket.
+WAVEFORM_CACHE_SECONDS = 24 * 3600
+
+
 def track_waveform(*, track: Track) -> bytes:
     """The waveform JSON of the package `track` plays (WaveformNotReady when
     that package is not ready, or was made before packages had one)."""
@@ -107,9 +111,17 @@ def track_waveform(*, track: Track) -> bytes:
     ):
         status = package.status if package is not None else "missing"
         raise WaveformNotReady(details={"status": status})
-    key = package.directory + WAVEFORM_NAME
-    return b"".join(
-        storage_for(package.storage_backend).read(
-            key, 0, package.files[WAVEFORM_NAME] - 1
+    # Content-addressed, so never stale: every listener after the first is
+    # answered from the shared cache, not the bucket. Access was checked above.
+    cache_key = f"veza:waveform:{package.content_hash}"
+    body: bytes | None = cache.get(cache_key)
+    if body is None:
+        body = b"".join(
+            storage_for(package.storage_backend).read(
+                package.directory + WAVEFORM_NAME,
+                0,
+                package.files[WAVEFORM_NAME] - 1,
+            )
         )
-    )
+        cache.set(cache_key, body, WAVEFORM_CACHE_SECONDS)
+    return body

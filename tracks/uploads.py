@@ -133,31 +133,28 @@ def stage_file(
     read once for its SHA-256 (and MD5) unless its SHA-256 is given (it was
     hashed as it was downloaded) and no MD5 is wanted; `bucket_copy` says
     where the bucket holds it too."""
+    md5_base64 = None
     if sha256_hex is not None and not want_md5:
-        return StagedUpload(
-            path=path,
-            name=name or "upload",
-            content_type="application/octet-stream",
-            size=path.stat().st_size,
-            sha256=sha256_hex,
-            md5_base64=None,
-            bucket_copy=bucket_copy,
-        )
-    sha256 = hashlib.sha256()
-    md5 = hashlib.md5() if want_md5 else None  # noqa: S324
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(chunk_size):
-            size += len(chunk)
-            sha256.update(chunk)
-            if md5 is not None:
-                md5.update(chunk)
+        size = path.stat().st_size
+    else:
+        sha256 = hashlib.sha256()
+        md5 = hashlib.md5() if want_md5 else None  # noqa: S324
+        size = 0
+        with path.open("rb") as f:
+            while chunk := f.read(chunk_size):
+                size += len(chunk)
+                sha256.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
+        sha256_hex = sha256.hexdigest()
+        if md5 is not None:
+            md5_base64 = base64.b64encode(md5.digest()).decode()
     return StagedUpload(
         path=path,
         name=name or "upload",
         content_type="application/octet-stream",
         size=size,
-        sha256=sha256.hexdigest(),
-        md5_base64=base64.b64encode(md5.digest()).decode() if md5 else None,
+        sha256=sha256_hex,
+        md5_base64=md5_base64,
         bucket_copy=bucket_copy,
     )
