@@ -107,12 +107,12 @@ def track_player(request: HttpRequest, track_id: uuid.UUID) -> HttpResponse:
             heading="Track unavailable",
             message=exc.message,
         )
-    # The playback columns come from a cache; title and duration are not
-    # among them, so one indexed read by primary key.
+    # The playback columns come from a cache; title, duration and owner are
+    # not among them, so one indexed read by primary key.
     details = (
         Track.objects.filter(pk=track.pk)
         .order_by()
-        .values("title", "duration_seconds")
+        .values("title", "duration_seconds", "owner__username")
         .first()
     )
     if details is None:  # deleted since the playback columns were cached
@@ -124,9 +124,14 @@ def track_player(request: HttpRequest, track_id: uuid.UUID) -> HttpResponse:
         {
             "track_id": str(track.pk),
             "title": details["title"],
+            "owner": details["owner__username"],
             "duration": format_duration(duration),
             "duration_iso": f"PT{round(duration or 0)}S",
+            # Unlocalised: read by the script and by the slider's ARIA.
+            "duration_seconds": round(duration or 0),
+            "duration_exact": f"{duration:.3f}" if duration else "",
             "hls_api_url": f"/api/v1/tracks/{track.pk}/hls",
+            "waveform_api_url": f"/api/v1/tracks/{track.pk}/waveform",
             "autoplay": request.GET.get("autoplay") == "1",
             "cdn_credentials": cdn_sends_cookies(),
         },

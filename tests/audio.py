@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import wave
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
@@ -65,3 +66,26 @@ def make_audio(
 
 def suffix(fmt: str) -> str:
     return CODECS[fmt][2]
+
+
+def write_wav(path: Path, signal: np.ndarray, *, rate: int) -> Path:
+    """A 16-bit stereo WAV of `signal` (floats in -1..1), the same on both sides."""
+    pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.repeat(pcm, 2).tobytes())
+    return path
+
+
+def make_song(path: Path, *, seconds: int, rate: int = 44100) -> Path:
+    """A WAV with a shape to draw and to seek through: beats that decay, a
+    swell, a quiet bridge, rather than a constant tone."""
+    t = np.arange(seconds * rate) / rate
+    beat = np.exp(-6 * np.mod(t, 0.5))
+    swell = 0.35 + 0.3 * np.sin(2 * math.pi * t / seconds) ** 2
+    bridge = np.where((t > seconds * 0.55) & (t < seconds * 0.7), 0.35, 1.0)
+    tone = np.sin(2 * math.pi * 220 * t) + 0.5 * np.sin(2 * math.pi * 330 * t)
+    signal = 0.6 * tone * (0.3 + 0.7 * beat) * swell * bridge
+    return write_wav(path, signal, rate=rate)

@@ -32,10 +32,12 @@ def browser():
         yield running
 
 
-def logged_in_context(browser, server, user, **options):
+def logged_in_context(browser, server, user, *, init_script=None, **options):
     client = Client()
     client.force_login(user)
     context = browser.new_context(**options)
+    if init_script is not None:
+        context.add_init_script(path=str(init_script))
     context.add_cookies(
         [
             {
@@ -48,9 +50,15 @@ def logged_in_context(browser, server, user, **options):
     return context
 
 
-def logged_in_page(browser, server, user, path="/calls/", route_socket=None):
+def logged_in_page(
+    browser, server, user, path="/calls/", route_socket=None, init_script=None
+):
     context = logged_in_context(
-        browser, server, user, permissions=["camera", "microphone"]
+        browser,
+        server,
+        user,
+        init_script=init_script,
+        permissions=["camera", "microphone"],
     )
     page = context.new_page()
     if route_socket is not None:

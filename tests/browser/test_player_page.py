@@ -18,6 +18,7 @@ import pytest
 from django.test import Client
 
 from streaming.models import HlsPackage, PackageStatus
+from tests.audio import make_song
 from tests.browser.conftest import chromium, requires_chromium
 from tests.streaming.conftest import package_track, song_file  # noqa: F401
 
@@ -189,6 +190,9 @@ def test_the_page_says_preparing_until_the_package_is_ready(
     assert page.evaluate("document.getElementById('player').dataset.state") == (
         "preparing"
     )
+    # While it waits: the waveform shimmers and the play button is off.
+    assert page.get_attribute("#waveform", "data-state") == "loading"
+    assert page.is_disabled("#play")
     # ?autoplay=1 starts playing on its own once the URL arrives.
     page.wait_for_function(PLAYED_PAST_2S, timeout=45_000)
     assert answers[:3] == ["processing", "processing", "real"]
@@ -271,4 +275,191 @@ def test_the_player_evens_out_loudness_and_a_listener_can_turn_it_off(
     )
     assert not page.is_checked("#normalise")
     assert page.evaluate("window.vezaPlayer.gain") == 1
+    page.close()
+
+
+WAVEFORM_READY = (
+    "() => window.vezaPlayer && window.vezaPlayer.waveform.status === 'ready'"
+    " && document.getElementById('audio').readyState >= 1"
+)
+
+# The colour of the waveform's middle row at a fraction of its width, taken
+# at the centre of the bar there (bars are 3 CSS px, one of them a gap).
+PIXEL_AT = """(fraction) => {
+  const canvas = document.querySelector('#waveform canvas');
+  const ratio = canvas.width / canvas.getBoundingClientRect().width;
+  const bar = Math.floor(fraction * canvas.width / ratio / 3);
+  const x = Math.round((bar * 3 + 1) * ratio);
+  const context = canvas.getContext('2d');
+  const data = context.getImageData(x, canvas.height / 2, 1, 1).data;
+  return Array.from(data);
+}"""
+
+
+def record_seeks(page) -> None:
+    # Where each seek landed, read when it lands: playback moves on after.
+    page.evaluate(
+        "() => { window.seeks = []; const a = document.getElementById('audio');"
+        " a.addEventListener('seeked', () => window.seeks.push(a.currentTime)); }"
+    )
+
+
+def waveform_point(page, fraction: float) -> tuple[float, float]:
+    box = page.locator("#waveform").bounding_box()
+    assert box is not None
+    return box["x"] + fraction * box["width"], box["y"] + box["height"] / 2
+
+
+def test_the_waveform_shows_progress_and_a_click_at_75_percent_seeks_there(
+    live_server, browser, public_track
+):
+    page = browser.new_page(viewport={"width": 800, "height": 400})
+    page.goto(f"{live_server.url}/tracks/{public_track.pk}/play")
+    assert page.inner_text("#track-owner") == "alice"
+    page.wait_for_function(WAVEFORM_READY, timeout=20_000)
+    # The peaks the API answers, drawn: every 3 px bar has a height.
+    waveform = Client().get(f"/api/v1/tracks/{public_track.pk}/waveform").json()
+    assert page.evaluate("window.vezaPlayer.waveform.points") == waveform["length"]
+    assert page.get_attribute("#waveform", "data-state") == "ready"
+    unplayed = page.evaluate(PIXEL_AT, 0.5)
+    assert unplayed[3] == 255  # painted, not the gap or the background
+
+    page.click("#play")
+    page.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
+    assert page.get_attribute("#play", "aria-label") == "Pause"
+    record_seeks(page)
+    duration = page.evaluate("window.vezaPlayer.duration()")
+    assert duration == pytest.approx(14, abs=0.2)
+    page.mouse.click(*waveform_point(page, 0.75))
+    page.wait_for_function("() => window.seeks.length === 1", timeout=10_000)
+    landed = page.evaluate("window.seeks[0]") / duration
+    assert landed == pytest.approx(0.75, abs=0.02)
+    # Played up to there: the bar at 50 % has the played colour, the one at
+    # 95 % still the other.
+    played = page.evaluate(PIXEL_AT, 0.5)
+    ahead = page.evaluate(PIXEL_AT, 0.95)
+    assert played[3] == ahead[3] == 255
+    assert played[:3] != ahead[:3]
+    assert played[:3] != unplayed[:3]
+    # The slider says where playback is, in words.
+    value = int(page.get_attribute("#waveform", "aria-valuenow") or -1)
+    assert 10 <= value <= 14
+    assert page.get_attribute("#waveform", "aria-valuetext").endswith(" of 0:14")
+    assert page.evaluate("window.vezaPlayer.errors.filter(e => e.fatal)") == []
+    page.close()
+
+
+def test_a_drag_on_the_waveform_seeks_once_where_it_is_let_go(
+    live_server, browser, public_track
+):
+    page = browser.new_page(viewport={"width": 800, "height": 400})
+    page.goto(f"{live_server.url}/tracks/{public_track.pk}/play")
+    page.wait_for_function(WAVEFORM_READY, timeout=20_000)
+    record_seeks(page)
+    page.mouse.move(*waveform_point(page, 0.2))
+    page.mouse.down()
+    page.mouse.move(*waveform_point(page, 0.4), steps=5)
+    page.mouse.move(*waveform_point(page, 0.6), steps=5)
+    # While the button is held nothing seeks; the bars show where it would.
+    assert page.evaluate("document.getElementById('audio').currentTime") == 0
+    page.mouse.up()
+    page.wait_for_function("() => window.seeks.length >= 1", timeout=10_000)
+    page.wait_for_timeout(300)
+    seeks = page.evaluate("window.seeks")
+    assert len(seeks) == 1, seeks
+    duration = page.evaluate("window.vezaPlayer.duration()")
+    assert seeks[0] / duration == pytest.approx(0.6, abs=0.02)
+    page.close()
+
+
+def test_the_keyboard_plays_pauses_and_steps_through_the_track(
+    live_server, browser, public_track
+):
+    page = browser.new_page()
+    page.goto(f"{live_server.url}/tracks/{public_track.pk}/play")
+    page.wait_for_function(WAVEFORM_READY, timeout=20_000)
+    # Tab order: the play button, then the waveform slider.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "play"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "waveform"
+    assert page.get_attribute("#waveform", "role") == "slider"
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "() => document.getElementById('audio').currentTime === 10", timeout=5_000
+    )
+    assert page.get_attribute("#waveform", "aria-valuetext") == "0:10 of 0:14"
+    page.keyboard.press("ArrowLeft")
+    assert page.evaluate("document.getElementById('audio').currentTime") == 5
+    page.keyboard.press("Home")
+    assert page.evaluate("document.getElementById('audio').currentTime") == 0
+    # Space plays and pauses from the slider as from anywhere on the page.
+    page.keyboard.press(" ")
+    page.wait_for_function(
+        "() => !document.getElementById('audio').paused", timeout=10_000
+    )
+    assert page.get_attribute("#play", "aria-label") == "Pause"
+    page.keyboard.press(" ")
+    page.wait_for_function(
+        "() => document.getElementById('audio').paused", timeout=5_000
+    )
+    assert page.get_attribute("#play", "aria-label") == "Play"
+    # On the checkbox, space is the checkbox's own.
+    page.focus("#normalise")
+    page.keyboard.press(" ")
+    assert not page.is_checked("#normalise")
+    assert page.evaluate("document.getElementById('audio').paused")
+    page.close()
+
+
+def test_an_expired_url_is_replaced_and_playback_goes_on_from_the_seek(
+    live_server, browser, auth_client, settings, tmp_path
+):
+    # URLs valid 3 s; the player buffers at most 60 s ahead, so the seek to
+    # 90 s asks for segments with a token that has expired by then (403 at
+    # the origin).
+    settings.HLS_URL_TTL = 3
+    track, package = package_track(
+        auth_client, make_song(tmp_path / "long.wav", seconds=120), visibility="public"
+    )
+    package.refresh_from_db()
+    assert package.status == PackageStatus.READY, package.error
+    page = browser.new_page()
+    refused: list[str] = []
+    page.on(
+        "response",
+        lambda response: (
+            refused.append(response.url) if response.status == 403 else None
+        ),
+    )
+    urls = watch_requests(page)
+    page.goto(f"{live_server.url}/tracks/{track.pk}/play")
+    page.wait_for_function(WAVEFORM_READY, timeout=20_000)
+    first = page.evaluate("window.vezaPlayer.masterUrl")
+    page.wait_for_timeout(4_500)
+    record_seeks(page)
+    page.mouse.click(*waveform_point(page, 0.75))
+    page.click("#play")
+    try:
+        page.wait_for_function(
+            "() => { const a = document.getElementById('audio');"
+            " return !a.paused && a.currentTime > 91; }",
+            timeout=30_000,
+        )
+    except Exception as exc:
+        seen = page.evaluate(
+            "JSON.stringify({state: vezaPlayer.state, reloads: vezaPlayer.reloads,"
+            " errors: vezaPlayer.errors, at: document.getElementById('audio')"
+            ".currentTime, url: vezaPlayer.masterUrl, seeks: window.seeks})"
+        )
+        raise AssertionError(f"{seen} first={first}") from exc
+    assert refused, "the old token was never refused"
+    assert all("/origin/hls/" in url for url in refused)
+    # The page asked the API again and carried on from where it was sent.
+    assert page.evaluate("window.vezaPlayer.masterUrl") != first
+    api = [u for u in urls if u.endswith(f"/api/v1/tracks/{track.pk}/hls")]
+    assert len(api) == 2, api
+    assert page.evaluate("window.vezaPlayer.errors.filter(e => e.fatal)") == []
+    assert page.evaluate("window.seeks[0]") == pytest.approx(90, abs=2.4)
     page.close()

@@ -64,8 +64,17 @@ def test_public_track_plays_for_anyone(user) -> None:
     assert "<title>Night Drive · Veza</title>" in html
     assert '<time id="duration" datetime="PT187S">3:07</time>' in html
     assert 'id="bitrate"' in html
-    assert re.search(r"<audio [^>]*\bcontrols\b", html)
+    # The page's own controls drive a bare <audio>: a play button and the
+    # waveform as a slider, its range the duration in whole seconds.
+    assert re.search(r"<audio [^>]*\bcontrols\b", html) is None
+    assert re.search(r'<button [^>]*id="play"[^>]*aria-label="Play"', html)
+    assert re.search(
+        r'id="waveform"[^>]*role="slider"[^>]*aria-valuemax="187"', html, re.S
+    )
+    assert '<span id="track-owner">alice</span>' in html
+    assert 'data-duration="187.400"' in html
     assert f'data-hls-url="/api/v1/tracks/{track.pk}/hls"' in html
+    assert f'data-waveform-url="/api/v1/tracks/{track.pk}/waveform"' in html
     # Everything it loads is ours: no CDN, works offline.
     assert "/static/streaming/vendor/hls.js/hls.min.js" in html
     assert "/static/streaming/player.js" in html
@@ -160,7 +169,8 @@ def test_the_vendored_player_files_are_served() -> None:
     for path in (
         "/static/streaming/vendor/hls.js/hls.min.js",
         "/static/streaming/player.js",
-        "/static/streaming/player.css",
+        "/static/streaming/waveform.js",
+        "/static/veza/pages.css",
     ):
         response = client.get(path)
         assert response.status_code == 200, path

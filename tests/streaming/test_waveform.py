@@ -7,7 +7,6 @@ import gzip
 import itertools
 import json
 import math
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 from streaming.models import PackageStatus
 from streaming.services import hls_package_build, hls_package_request
 from streaming.waveform import BLOCK, MAX_POINTS, WAVEFORM_NAME, Peaks
+from tests.audio import write_wav
 from tests.tracks.helpers import assert_error, create_track
 from tracks.models import Track
 
@@ -102,20 +102,10 @@ def test_frames_of_any_size_give_the_same_peaks():
 # --- made by the packager, answered by the API --------------------------------
 
 
-def write_wav(path: Path, signal: np.ndarray) -> Path:
-    pcm = (np.clip(signal, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(np.repeat(pcm, 2).tobytes())
-    return path
-
-
 @pytest.fixture
 def silence_then_tone(tmp_path) -> Path:
     signal = np.concatenate([np.zeros(3 * RATE, np.float32), tone(3, 0.9)])
-    return write_wav(tmp_path / "silence-then-tone.wav", signal)
+    return write_wav(tmp_path / "silence-then-tone.wav", signal, rate=RATE)
 
 
 def packaged(client, path: Path, **fields) -> Track:

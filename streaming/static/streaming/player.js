@@ -7,8 +7,13 @@
 // 2. Play it with hls.js (vendored, see vendor/hls.js/README.md), or with the
 //    browser's own HLS where hls.js cannot run (Safari on iOS).
 // 3. Show the bitrate hls.js has chosen, updated on every LEVEL_SWITCHED.
+// 4. Draw the track's waveform (waveform.js, peaks from GET
+//    /api/v1/tracks/<id>/waveform once the package is ready), its played part
+//    following the audio; a click or drag on it seeks. It is a slider to
+//    assistive technology: arrows step 5 s, Page Up/Down a tenth, Home/End.
+//    Space plays and pauses anywhere on the page but in a control.
 //
-// 4. Even out loudness: the API's `loudness.gain_db` brings the track to the
+// 5. Even out loudness: the API's `loudness.gain_db` brings the track to the
 //    platform's target (PLAYER_TARGET_LUFS). With hls.js the element feeds a
 //    Web Audio gain node (its media are same-origin MSE buffers, so the
 //    graph hears them); with the browser's own HLS only the element's volume
@@ -25,6 +30,12 @@
   var audio = document.getElementById("audio");
   var statusEl = document.getElementById("status");
   var bitrateEl = document.getElementById("bitrate");
+  var playButton = document.getElementById("play");
+  var waveEl = document.getElementById("waveform");
+  var positionEl = document.getElementById("position");
+  var durationEl = document.getElementById("duration");
+  // From the database; the media's own duration wins once it is known.
+  var knownDuration = parseFloat(root.dataset.duration) || 0;
   var apiUrl = root.dataset.hlsUrl;
   var autoplay = root.dataset.autoplay === "true";
   // CloudFront signed cookies: the CDN needs them on every hls.js request.
@@ -33,6 +44,9 @@
   var POLL_FIRST_MS = 3000;
   var POLL_MAX_MS = 15000;
   var MAX_RELOADS = 3;
+  var SEEK_STEP_S = 5;
+  var WAVEFORM_RETRIES = 6;
+  var WAVEFORM_RETRY_MS = 10000;
   var NORMALISE_KEY = "veza.player.normalise";
   var normaliseBox = document.getElementById("normalise");
 
@@ -52,6 +66,10 @@
     gain: 1, // the linear gain applied
     gainNodeValue: function () {
       return graph ? graph.gain.gain.value : null;
+    },
+    waveform: { status: "loading", points: 0, tries: 0 },
+    duration: function () {
+      return duration();
     },
   };
   window.vezaPlayer = state;
@@ -105,6 +123,7 @@
 
   var hls = null;
   var pollTimer = null;
+  var refreshing = false; // a new URL has been asked for after a refusal
 
   function setState(name, message) {
     state.state = name;
@@ -112,6 +131,7 @@
     if (message !== undefined) {
       statusEl.textContent = message;
     }
+    playButton.disabled = !(state.masterUrl && (name === "ready" || name === "playing"));
   }
 
   function showBitrate(kbps) {
@@ -187,6 +207,9 @@
           state.gainDb = body.loudness ? body.loudness.gain_db : null;
           applyGain();
           start(body.master_url);
+          if (state.waveform.status === "loading") {
+            loadWaveform();
+          }
         } else if (answer.http === 200 && body.status === "failed") {
           setState("error", "This track cannot be played right now.");
         } else if (answer.http === 200) {
@@ -213,7 +236,8 @@
   }
 
   function start(masterUrl) {
-    var resumeAt = audio.currentTime || 0;
+    refreshing = false;
+    var resumeAt = pendingSeek !== null ? pendingSeek : audio.currentTime || 0;
     var wasPlaying = state.masterUrl !== null && !audio.paused;
     state.masterUrl = masterUrl;
     if (canUseHlsJs()) {
@@ -257,8 +281,11 @@
     }
     var config = {
       startPosition: resumeAt || -1,
-      // Audio only: no need for a big forward buffer.
+      // Audio only: no need for a big forward buffer. hls.js would otherwise
+      // fill up to 60 MB (half an hour at 256 kb/s) of a track the listener
+      // may skip; a minute ahead is 2 MB and rides out a dropped network.
       maxBufferLength: 30,
+      maxMaxBufferLength: 60,
     };
     if (cdnCredentials && state.source === "cdn") {
       config.xhrSetup = function (xhr) {
@@ -285,7 +312,14 @@
       if (state.errors.length > 20) {
         state.errors.shift();
       }
-      if (!data.fatal) {
+      // A refused playlist or segment (403) is the URL's token expired:
+      // hls.js counts that as recoverable and kept retrying the dead URL
+      // (30 s and on, in the test), so act on the first one.
+      var refused =
+        data.type === Hls.ErrorTypes.NETWORK_ERROR &&
+        data.response &&
+        (data.response.code === 401 || data.response.code === 403);
+      if (refreshing || (!data.fatal && !refused)) {
         return;
       }
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
@@ -296,6 +330,7 @@
       ) {
         // Most likely the URL's token expired: get a new one.
         state.reloads += 1;
+        refreshing = true;
         setState("preparing", "Reconnecting…");
         load();
       } else {
@@ -330,8 +365,13 @@
   });
   audio.addEventListener("playing", function () {
     setState("playing", "Playing.");
+    showPlaying(true);
+    if (!frame) {
+      frame = window.requestAnimationFrame(tick);
+    }
   });
   audio.addEventListener("pause", function () {
+    showPlaying(false);
     if (state.state === "playing") {
       setState("ready", "Paused.");
     }
@@ -351,6 +391,175 @@
     } else if (state.engine === "native") {
       setState("error", "Playback failed. Reload the page to try again.");
     }
+  });
+
+  // The waveform, the position and the seeking.
+
+  var pendingSeek = null; // seconds asked for before the media could seek
+  var shownSecond = -1;
+  var frame = null;
+  var waveform = new window.VezaWaveform(waveEl, function (fraction) {
+    seekTo(fraction * duration());
+  });
+
+  function formatTime(seconds) {
+    var total = Math.max(0, Math.floor(seconds || 0));
+    var hours = Math.floor(total / 3600);
+    var minutes = Math.floor((total % 3600) / 60);
+    var secs = total % 60;
+    var mm = hours ? String(minutes).padStart(2, "0") : String(minutes);
+    return (hours ? hours + ":" : "") + mm + ":" + String(secs).padStart(2, "0");
+  }
+
+  function duration() {
+    return isFinite(audio.duration) && audio.duration > 0 ? audio.duration : knownDuration;
+  }
+
+  function position() {
+    return pendingSeek !== null ? pendingSeek : audio.currentTime || 0;
+  }
+
+  function render() {
+    var total = duration();
+    var at = position();
+    waveform.setProgress(total ? at / total : 0);
+    var second = Math.floor(at);
+    if (second !== shownSecond) {
+      shownSecond = second;
+      positionEl.textContent = formatTime(at);
+      waveEl.setAttribute("aria-valuenow", String(second));
+      waveEl.setAttribute("aria-valuetext", formatTime(at) + " of " + formatTime(total));
+    }
+  }
+
+  function tick() {
+    render();
+    frame = audio.paused ? null : window.requestAnimationFrame(tick);
+  }
+
+  function seekTo(seconds) {
+    var total = duration();
+    if (!total) {
+      return;
+    }
+    var to = Math.max(0, Math.min(seconds, total));
+    if (audio.readyState >= 1) {
+      pendingSeek = null;
+      audio.currentTime = to;
+    } else {
+      // No media yet: applied on loadedmetadata, or as hls.js's start.
+      pendingSeek = to;
+    }
+    render();
+  }
+
+  function loadWaveform() {
+    fetch(root.dataset.waveformUrl, {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (response) {
+        if (response.status !== 200) {
+          throw response.status;
+        }
+        return response.json();
+      })
+      .then(
+        function (peaks) {
+          state.waveform.status = "ready";
+          state.waveform.points = peaks.length || 0;
+          waveform.setPeaks(peaks.data);
+          waveEl.dataset.state = "ready";
+          render();
+        },
+        function (status) {
+          // A flat line still shows progress and seeks. 409: the package
+          // predates peaks and is being rebuilt, so ask again a while later.
+          state.waveform.status = "flat";
+          waveEl.dataset.state = "flat";
+          waveform.setPeaks(null);
+          render();
+          if (status === 409 && state.waveform.tries < WAVEFORM_RETRIES) {
+            state.waveform.tries += 1;
+            setTimeout(loadWaveform, WAVEFORM_RETRY_MS);
+          }
+        }
+      );
+  }
+
+  function togglePlay() {
+    if (!state.masterUrl) {
+      return;
+    }
+    if (audio.paused) {
+      tryPlay();
+    } else {
+      audio.pause();
+    }
+  }
+
+  // The slider's keys; true when the key was one of them.
+  function keySeek(key) {
+    var total = duration();
+    var at = position();
+    var steps = {
+      ArrowRight: at + SEEK_STEP_S,
+      ArrowUp: at + SEEK_STEP_S,
+      ArrowLeft: at - SEEK_STEP_S,
+      ArrowDown: at - SEEK_STEP_S,
+      PageUp: at + total / 10,
+      PageDown: at - total / 10,
+      Home: 0,
+      End: total,
+    };
+    if (!Object.prototype.hasOwnProperty.call(steps, key)) {
+      return false;
+    }
+    seekTo(steps[key]);
+    return true;
+  }
+
+  function showPlaying(playing) {
+    playButton.dataset.playing = String(playing);
+    playButton.setAttribute("aria-label", playing ? "Pause" : "Play");
+  }
+
+  playButton.addEventListener("click", togglePlay);
+  waveEl.addEventListener("keydown", function (event) {
+    if (!event.altKey && !event.ctrlKey && !event.metaKey && keySeek(event.key)) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) {
+      return;
+    }
+    var target = event.target instanceof Element ? event.target : document.body;
+    var field = target.closest("input, select, textarea, [contenteditable]");
+    if (event.key === " " && !field && !target.closest("button, a[href]")) {
+      event.preventDefault();
+      togglePlay();
+    } else if ((event.key === "ArrowLeft" || event.key === "ArrowRight") && !field) {
+      event.preventDefault();
+      keySeek(event.key);
+    }
+  });
+  audio.addEventListener("loadedmetadata", function () {
+    if (pendingSeek !== null) {
+      audio.currentTime = pendingSeek;
+      pendingSeek = null;
+    }
+  });
+  audio.addEventListener("durationchange", function () {
+    if (!knownDuration && isFinite(audio.duration)) {
+      durationEl.textContent = formatTime(audio.duration);
+    }
+    waveEl.setAttribute("aria-valuemax", String(Math.round(duration())));
+    shownSecond = -1;
+    render();
+  });
+  ["timeupdate", "seeking", "seeked"].forEach(function (name) {
+    audio.addEventListener(name, render);
   });
 
   load();

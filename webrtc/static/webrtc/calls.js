@@ -40,9 +40,22 @@
   };
   window.vezaCalls = api;
 
+  // What the status line says for each state (data-state keeps the name).
+  const STATE_LABELS = {
+    idle: "Ready to call",
+    calling: "Calling…",
+    ringing: "Ringing…",
+    incoming: "Incoming call",
+    connecting: "Connecting…",
+    connected: "In a call",
+    ended: "Call ended",
+    "signed out": "Signed out",
+  };
+
   function setState(state, detail) {
     root.dataset.state = state;
-    $("status").textContent = detail ? `${state}: ${detail}` : state;
+    const label = STATE_LABELS[state] || state;
+    $("status").textContent = detail ? `${label}: ${detail}` : label;
     const inCall = ["calling", "ringing", "connecting", "connected"].includes(state);
     $("hangup").disabled = !inCall;
     $("mute").disabled = !inCall;
