@@ -4,10 +4,10 @@ Playwright drives Debian's chromium. Each page, in each state a person meets
 it in (the player loading, playing and refused; the call page idle, ringing
 and in a call; the sign-in and upload pages), is scanned by axe-core 4.14
 (vendored in tests/browser/vendor/axe-core, injected before the page's own
-scripts, so the pages' CSP is untouched) in the light and the dark scheme,
-and must show no violation of serious or critical impact. It is
-photographed at 1280 and 360 px wide in both schemes; at 360 px nothing may
-be wider than the screen.
+scripts, so the pages' CSP is untouched) at 1280 and 360 px wide in the
+light and the dark scheme, and must show no violation of serious or
+critical impact. It is photographed at each width and scheme; at 360 px
+nothing may be wider than the screen.
 
 The screenshots go to the test's VAR_DIR and, with VEZA_SCREENSHOTS set, to
 that directory too (docs/screenshots/pages when refreshed by hand), with
@@ -70,13 +70,14 @@ class Looks:
     def look(self, page, name: str) -> None:
         for scheme in SCHEMES:
             page.emulate_media(color_scheme=scheme)
-            page.evaluate(TWO_FRAMES)
-            page.evaluate(SETTLED)
-            violations = page.evaluate(AXE_RUN)
-            self.found[f"{name}-{scheme}"] = violations
+            violations: list[dict] = []
             for width, height in WIDTHS:
                 page.set_viewport_size({"width": width, "height": height})
                 page.evaluate(TWO_FRAMES)  # the waveform redraws at its new size
+                page.evaluate(SETTLED)
+                found = page.evaluate(AXE_RUN)
+                self.found[f"{name}-{width}-{scheme}"] = found
+                violations += found
                 wide = page.evaluate("document.documentElement.scrollWidth")
                 assert wide <= width, (name, width, wide)
                 shot = f"{name}-{width}-{scheme}.png"

@@ -384,16 +384,27 @@ def test_the_keyboard_plays_pauses_and_steps_through_the_track(
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "waveform"
     assert page.get_attribute("#waveform", "role") == "slider"
+    at = "document.getElementById('audio').currentTime"
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"() => Math.abs({at} - 10) < 0.01", timeout=5_000)
     page.wait_for_function(
-        "() => document.getElementById('audio').currentTime === 10", timeout=5_000
+        "() => document.getElementById('waveform')"
+        ".getAttribute('aria-valuetext') === '0:10 of 0:14'",
+        timeout=5_000,
     )
-    assert page.get_attribute("#waveform", "aria-valuetext") == "0:10 of 0:14"
     page.keyboard.press("ArrowLeft")
-    assert page.evaluate("document.getElementById('audio').currentTime") == 5
+    assert page.evaluate(at) == pytest.approx(5, abs=0.01)
+    # Page Up/Down move a tenth of the track; End and Home its ends.
+    duration = page.evaluate("window.vezaPlayer.duration()")
+    page.keyboard.press("PageUp")
+    assert page.evaluate(at) == pytest.approx(5 + duration / 10, abs=0.01)
+    page.keyboard.press("PageDown")
+    assert page.evaluate(at) == pytest.approx(5, abs=0.01)
+    page.keyboard.press("End")
+    assert page.evaluate(at) == pytest.approx(duration, abs=0.05)
     page.keyboard.press("Home")
-    assert page.evaluate("document.getElementById('audio').currentTime") == 0
+    assert page.evaluate(at) == pytest.approx(0, abs=0.01)
     # Space plays and pauses from the slider as from anywhere on the page.
     page.keyboard.press(" ")
     page.wait_for_function(
@@ -413,19 +424,21 @@ def test_the_keyboard_plays_pauses_and_steps_through_the_track(
     page.close()
 
 
-def test_an_expired_url_is_replaced_and_playback_goes_on_from_the_seek(
-    live_server, browser, auth_client, settings, tmp_path
-):
-    # URLs valid 3 s; the player buffers at most 60 s ahead, so the seek to
-    # 90 s asks for segments with a token that has expired by then (403 at
-    # the origin).
-    settings.HLS_URL_TTL = 3
+@pytest.fixture
+def expiring_track(auth_client, settings, tmp_path):
+    """A 2-minute track whose URLs last 5 s. The player buffers at most 60 s
+    ahead, so a seek to 90 s after 6 s asks for segments with a token that
+    has expired (403 at the origin)."""
+    settings.HLS_URL_TTL = 5
     track, package = package_track(
         auth_client, make_song(tmp_path / "long.wav", seconds=120), visibility="public"
     )
     package.refresh_from_db()
     assert package.status == PackageStatus.READY, package.error
-    page = browser.new_page()
+    return track
+
+
+def refusals(page) -> list[str]:
     refused: list[str] = []
     page.on(
         "response",
@@ -433,11 +446,28 @@ def test_an_expired_url_is_replaced_and_playback_goes_on_from_the_seek(
             refused.append(response.url) if response.status == 403 else None
         ),
     )
+    return refused
+
+
+def player_state(page) -> str:
+    return page.evaluate(
+        "JSON.stringify({state: vezaPlayer.state, reloads: vezaPlayer.reloads,"
+        " errors: vezaPlayer.errors, at: document.getElementById('audio')"
+        ".currentTime, paused: document.getElementById('audio').paused,"
+        " url: vezaPlayer.masterUrl, seeks: window.seeks})"
+    )
+
+
+def test_an_expired_url_is_replaced_and_playback_goes_on_from_the_seek(
+    live_server, browser, expiring_track
+):
+    page = browser.new_page()
+    refused = refusals(page)
     urls = watch_requests(page)
-    page.goto(f"{live_server.url}/tracks/{track.pk}/play")
+    page.goto(f"{live_server.url}/tracks/{expiring_track.pk}/play")
     page.wait_for_function(WAVEFORM_READY, timeout=20_000)
     first = page.evaluate("window.vezaPlayer.masterUrl")
-    page.wait_for_timeout(4_500)
+    page.wait_for_timeout(6_000)
     record_seeks(page)
     page.mouse.click(*waveform_point(page, 0.75))
     page.click("#play")
@@ -448,18 +478,50 @@ def test_an_expired_url_is_replaced_and_playback_goes_on_from_the_seek(
             timeout=30_000,
         )
     except Exception as exc:
-        seen = page.evaluate(
-            "JSON.stringify({state: vezaPlayer.state, reloads: vezaPlayer.reloads,"
-            " errors: vezaPlayer.errors, at: document.getElementById('audio')"
-            ".currentTime, url: vezaPlayer.masterUrl, seeks: window.seeks})"
-        )
-        raise AssertionError(f"{seen} first={first}") from exc
+        raise AssertionError(f"{player_state(page)} first={first}") from exc
     assert refused, "the old token was never refused"
     assert all("/origin/hls/" in url for url in refused)
     # The page asked the API again and carried on from where it was sent.
     assert page.evaluate("window.vezaPlayer.masterUrl") != first
-    api = [u for u in urls if u.endswith(f"/api/v1/tracks/{track.pk}/hls")]
-    assert len(api) == 2, api
+    api = [u for u in urls if u.endswith(f"/api/v1/tracks/{expiring_track.pk}/hls")]
+    assert len(api) >= 2, api
     assert page.evaluate("window.vezaPlayer.errors.filter(e => e.fatal)") == []
     assert page.evaluate("window.seeks[0]") == pytest.approx(90, abs=2.4)
+    page.close()
+
+
+def test_a_paused_autoplay_embed_stays_paused_where_it_was_sent_through_a_new_url(
+    live_server, browser, expiring_track
+):
+    page = browser.new_page()
+    refused = refusals(page)
+    page.goto(f"{live_server.url}/tracks/{expiring_track.pk}/play?autoplay=1")
+    page.wait_for_function(
+        "() => { const a = document.getElementById('audio');"
+        " return !a.paused && a.currentTime > 1; }",
+        timeout=30_000,
+    )
+    first = page.evaluate("window.vezaPlayer.masterUrl")
+    page.click("#play")  # pause
+    assert page.evaluate("document.getElementById('audio').paused")
+    page.wait_for_timeout(6_000)
+    page.mouse.click(*waveform_point(page, 0.75))
+    try:
+        page.wait_for_function(
+            "(first) => window.vezaPlayer.masterUrl !== first"
+            " && window.vezaPlayer.state === 'ready'"
+            " && document.getElementById('audio').readyState >= 1",
+            arg=first,
+            timeout=30_000,
+        )
+    except Exception as exc:
+        raise AssertionError(f"{player_state(page)} first={first}") from exc
+    assert refused, "the old token was never refused"
+    page.wait_for_timeout(1_000)
+    # Still paused (?autoplay=1 started the first URL only), at the seek.
+    assert page.evaluate("document.getElementById('audio').paused")
+    at = page.evaluate("document.getElementById('audio').currentTime")
+    assert at == pytest.approx(90, abs=2.4)
+    assert page.inner_text("#position") == "1:30"
+    assert page.get_attribute("#play", "aria-label") == "Play"
     page.close()

@@ -124,6 +124,8 @@
   var hls = null;
   var pollTimer = null;
   var refreshing = false; // a new URL has been asked for after a refusal
+  var lastReloadAt = 0;
+  var RELOAD_WINDOW_MS = 60000;
 
   function setState(name, message) {
     state.state = name;
@@ -131,7 +133,14 @@
     if (message !== undefined) {
       statusEl.textContent = message;
     }
-    playButton.disabled = !(state.masterUrl && (name === "ready" || name === "playing"));
+    playButton.disabled = !canToggle();
+    if ((name === "error" || name === "unavailable") && waveEl.dataset.state === "loading") {
+      waveEl.dataset.state = "off";
+    }
+  }
+
+  function canToggle() {
+    return Boolean(state.masterUrl) && (state.state === "ready" || state.state === "playing");
   }
 
   function showBitrate(kbps) {
@@ -211,16 +220,19 @@
             loadWaveform();
           }
         } else if (answer.http === 200 && body.status === "failed") {
+          stopEngine();
           setState("error", "This track cannot be played right now.");
         } else if (answer.http === 200) {
           setState("preparing", "Preparing…");
           schedulePoll();
         } else if (answer.http === 404 || answer.http === 451) {
+          stopEngine();
           setState(
             "unavailable",
             errorMessage(body, "This track is not available.")
           );
         } else if (answer.http === 401 || answer.http === 403) {
+          stopEngine();
           setState("unavailable", errorMessage(body, "You cannot play this track."));
         } else {
           // 429, 5xx: the service is busy or down; try again a bit later.
@@ -235,15 +247,36 @@
     );
   }
 
+  // The track was taken down, made private or failed while the page played
+  // an older URL: stop what is buffered too.
+  function stopEngine() {
+    refreshing = false;
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    }
+    if (state.engine === "native") {
+      audio.removeAttribute("src");
+      audio.load();
+    }
+    audio.pause();
+  }
+
   function start(masterUrl) {
     refreshing = false;
-    var resumeAt = pendingSeek !== null ? pendingSeek : audio.currentTime || 0;
-    var wasPlaying = state.masterUrl !== null && !audio.paused;
+    var resumeAt = position();
+    var first = state.masterUrl === null;
+    // ?autoplay=1 starts the first source only: a new URL after a pause
+    // must not start playing again.
+    var play = first ? autoplay : !audio.paused;
     state.masterUrl = masterUrl;
+    // Until the new source can seek, the page shows (and applies, on
+    // loadedmetadata) the position it left, or a later seek.
+    pendingSeek = resumeAt > 0 ? resumeAt : null;
     if (canUseHlsJs()) {
-      startHlsJs(masterUrl, resumeAt, wasPlaying || autoplay);
+      startHlsJs(masterUrl, resumeAt, play);
     } else if (canPlayNatively()) {
-      startNative(masterUrl, resumeAt, wasPlaying || autoplay);
+      startNative(masterUrl, play);
     } else {
       setState("error", "This browser cannot play HLS audio.");
       return;
@@ -253,21 +286,12 @@
     }
   }
 
-  function startNative(masterUrl, resumeAt, play) {
+  function startNative(masterUrl, play) {
     state.engine = "native";
     // The browser picks the rung itself and does not say which.
     bitrateEl.textContent = "chosen by the browser";
     audio.preload = "metadata";
     audio.src = masterUrl;
-    if (resumeAt) {
-      audio.addEventListener(
-        "loadedmetadata",
-        function () {
-          audio.currentTime = resumeAt;
-        },
-        { once: true }
-      );
-    }
     if (play) {
       tryPlay();
     }
@@ -303,9 +327,13 @@
       showBitrate(levelKbps(hls.levels[data.level]));
     });
     hls.on(Hls.Events.FRAG_LOADED, function () {
-      // A fragment loaded: the token worked, so a later failure starts a
-      // fresh count of reloads.
-      state.reloads = 0;
+      // A fragment loaded a while after the last new URL: that token
+      // worked, so a later failure starts a fresh count. Not at once: an
+      // object missing behind the CDN (403 on S3) would otherwise reload
+      // for ever, each reload's init segment resetting the count.
+      if (Date.now() - lastReloadAt > RELOAD_WINDOW_MS) {
+        state.reloads = 0;
+      }
     });
     hls.on(Hls.Events.ERROR, function (_event, data) {
       state.errors.push({ type: data.type, details: data.details, fatal: data.fatal });
@@ -328,11 +356,13 @@
         data.type === Hls.ErrorTypes.NETWORK_ERROR &&
         state.reloads < MAX_RELOADS
       ) {
-        // Most likely the URL's token expired: get a new one.
+        // Most likely the URL's token expired: get a new one, at once the
+        // first time and a little later each time after.
         state.reloads += 1;
         refreshing = true;
+        lastReloadAt = Date.now();
         setState("preparing", "Reconnecting…");
-        load();
+        setTimeout(load, state.reloads > 1 ? 1000 * Math.pow(2, state.reloads - 2) : 0);
       } else {
         setState("error", "Playback failed. Reload the page to try again.");
         hls.destroy();
@@ -349,8 +379,13 @@
   function tryPlay() {
     var played = audio.play();
     if (played && typeof played.catch === "function") {
-      played.catch(function () {
-        // Autoplay refused (no user gesture): the controls are there.
+      played.catch(function (error) {
+        // Autoplay refused (no user gesture): the controls are there. An
+        // AbortError is a pause or a new source, not a refusal; and an
+        // error already shown stays.
+        if ((error && error.name === "AbortError") || state.state !== "ready") {
+          return;
+        }
         setState("ready", "Press play to listen.");
       });
     }
@@ -397,6 +432,7 @@
 
   var pendingSeek = null; // seconds asked for before the media could seek
   var shownSecond = -1;
+  var ariaStale = false; // the slider's value lags the shown position
   var frame = null;
   var waveform = new window.VezaWaveform(waveEl, function (fraction) {
     seekTo(fraction * duration());
@@ -419,7 +455,16 @@
     return pendingSeek !== null ? pendingSeek : audio.currentTime || 0;
   }
 
-  function render() {
+  // The total as the server writes it (rounded); positions count whole
+  // seconds gone by.
+  function formatTotal(seconds) {
+    return formatTime(Math.round(seconds || 0));
+  }
+
+  // `sayNow`: a key, a seek, focus or a pause. A screen reader reads out
+  // every change of the focused slider, so while the track plays under
+  // focus its value waits for one of those rather than ticking each second.
+  function render(sayNow) {
     var total = duration();
     var at = position();
     waveform.setProgress(total ? at / total : 0);
@@ -427,9 +472,17 @@
     if (second !== shownSecond) {
       shownSecond = second;
       positionEl.textContent = formatTime(at);
-      waveEl.setAttribute("aria-valuenow", String(second));
-      waveEl.setAttribute("aria-valuetext", formatTime(at) + " of " + formatTime(total));
+      ariaStale = true;
     }
+    if (ariaStale && (sayNow === true || audio.paused || document.activeElement !== waveEl)) {
+      ariaStale = false;
+      waveEl.setAttribute("aria-valuenow", String(second));
+      waveEl.setAttribute("aria-valuetext", formatTime(at) + " of " + formatTotal(total));
+    }
+  }
+
+  function sayPosition() {
+    render(true);
   }
 
   function tick() {
@@ -454,6 +507,7 @@
   }
 
   function loadWaveform() {
+    state.waveform.status = "fetching";
     fetch(root.dataset.waveformUrl, {
       credentials: "same-origin",
       headers: { Accept: "application/json" },
@@ -488,7 +542,7 @@
   }
 
   function togglePlay() {
-    if (!state.masterUrl) {
+    if (!canToggle()) {
       return;
     }
     if (audio.paused) {
@@ -538,7 +592,9 @@
     var field = target.closest("input, select, textarea, [contenteditable]");
     if (event.key === " " && !field && !target.closest("button, a[href]")) {
       event.preventDefault();
-      togglePlay();
+      if (!event.repeat) {
+        togglePlay();
+      }
     } else if ((event.key === "ArrowLeft" || event.key === "ArrowRight") && !field) {
       event.preventDefault();
       keySeek(event.key);
@@ -552,15 +608,20 @@
   });
   audio.addEventListener("durationchange", function () {
     if (!knownDuration && isFinite(audio.duration)) {
-      durationEl.textContent = formatTime(audio.duration);
+      durationEl.textContent = formatTotal(audio.duration);
     }
     waveEl.setAttribute("aria-valuemax", String(Math.round(duration())));
     shownSecond = -1;
     render();
   });
-  ["timeupdate", "seeking", "seeked"].forEach(function (name) {
-    audio.addEventListener(name, render);
+  ["timeupdate", "seeking"].forEach(function (name) {
+    audio.addEventListener(name, function () {
+      render();
+    });
   });
+  audio.addEventListener("seeked", sayPosition);
+  audio.addEventListener("pause", sayPosition);
+  waveEl.addEventListener("focus", sayPosition);
 
   load();
 })();

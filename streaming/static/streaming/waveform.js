@@ -143,13 +143,19 @@
       }
       var fraction = self.fractionAt(event);
       self.dragging = null;
-      self.progress = fraction;
-      self.draw();
+      // The player moves the progress once it has seeked (or not at all,
+      // with nothing to seek in yet).
       self.onSeek(fraction);
-    });
-    el.addEventListener("pointercancel", function () {
-      self.dragging = null;
       self.draw();
+    });
+    // The drag ends without a seek: cancelled, or the capture taken away.
+    ["pointercancel", "lostpointercapture"].forEach(function (name) {
+      el.addEventListener(name, function () {
+        if (self.dragging !== null) {
+          self.dragging = null;
+          self.draw();
+        }
+      });
     });
     if (window.ResizeObserver) {
       new window.ResizeObserver(function () {
