@@ -406,16 +406,15 @@ def test_the_keyboard_plays_pauses_and_steps_through_the_track(
     page.keyboard.press("Home")
     assert page.evaluate(at) == pytest.approx(0, abs=0.01)
     # Space plays and pauses from the slider as from anywhere on the page.
+    # (The label follows the element's play and pause events, which come
+    # a moment after the call that changes `paused`.)
+    label = "(label) => document.getElementById('play').ariaLabel === label"
     page.keyboard.press(" ")
-    page.wait_for_function(
-        "() => !document.getElementById('audio').paused", timeout=10_000
-    )
-    assert page.get_attribute("#play", "aria-label") == "Pause"
+    page.wait_for_function(label, arg="Pause", timeout=10_000)
+    assert not page.evaluate("document.getElementById('audio').paused")
     page.keyboard.press(" ")
-    page.wait_for_function(
-        "() => document.getElementById('audio').paused", timeout=5_000
-    )
-    assert page.get_attribute("#play", "aria-label") == "Play"
+    page.wait_for_function(label, arg="Play", timeout=5_000)
+    assert page.evaluate("document.getElementById('audio').paused")
     # On the checkbox, space is the checkbox's own.
     page.focus("#normalise")
     page.keyboard.press(" ")

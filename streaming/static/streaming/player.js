@@ -392,6 +392,8 @@
   }
 
   audio.addEventListener("play", function () {
+    // The button follows the listener's intent, not the buffering after it.
+    showPlaying(true);
     // Within the press on play: an audio context made now may run.
     buildGraph();
     if (graph && graph.context.state === "suspended") {
@@ -400,7 +402,6 @@
   });
   audio.addEventListener("playing", function () {
     setState("playing", "Playing.");
-    showPlaying(true);
     if (!frame) {
       frame = window.requestAnimationFrame(tick);
     }
