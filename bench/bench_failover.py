@@ -82,11 +82,7 @@ def api_through_restart(
         for client in clients:
             client.start()
         time.sleep(3.0)
-        stopped = time.monotonic()
-        cluster.stop("fast")
-        time.sleep(down)
-        cluster.start()
-        started = time.monotonic()
+        stopped, started = cluster.outage(down)
         time.sleep(5.0)
         stop.set()
         for client in clients:
@@ -157,9 +153,7 @@ def migration_time(
     )
     if outage is not None:
         time.sleep(2.0)
-        cluster.stop("fast")
-        time.sleep(outage)
-        cluster.start()
+        cluster.outage(outage)
     out, err = run.communicate(timeout=600)
     seconds = time.monotonic() - begun
     if run.returncode != 0:
@@ -275,10 +269,7 @@ def main() -> None:
             print(f"Ratio through outage / undisturbed: {ratio:.2f}x")
     finally:
         cluster.destroy()
-    out = harness.OUT / "bench_failover.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {harness.write_results('bench_failover', results)}")
 
 
 if __name__ == "__main__":

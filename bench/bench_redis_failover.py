@@ -212,10 +212,7 @@ def main() -> None:
         ],
         rows,
     )
-    out = harness.OUT / "bench_redis_failover.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {harness.write_results('bench_redis_failover', results)}")
 
 
 if __name__ == "__main__":

@@ -646,7 +646,7 @@ def main() -> int:
             print("verify-only: " + json.dumps(results["verify"]), flush=True)
     report_goals(results)
     harness.OUT.mkdir(parents=True, exist_ok=True)
-    (harness.OUT / "bench_scale.json").write_text(json.dumps(results, indent=2))
+    harness.write_results("bench_scale", results)
     print(harness.load_note())
     return 0
 

@@ -37,6 +37,7 @@ from harness import (
     stop_process,
     temp_dir,
     wait_for_http,
+    write_results,
 )
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
@@ -411,7 +412,7 @@ def report(
     )
     text = "\n".join(lines) + "\n"
     (OUT / "signaling-figures.md").write_text(text)
-    (OUT / "bench_signaling.json").write_text(json.dumps(results, indent=2))
+    write_results("bench_signaling", results)
     print(text)
 
 

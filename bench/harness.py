@@ -289,6 +289,14 @@ def s3_server(bucket: str) -> Iterator[dict[str, str]]:
         server.stop()
 
 
+def write_results(name: str, results: object) -> Path:
+    """bench/out/<name>.json, the raw figures a run printed."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"{name}.json"
+    out.write_text(json.dumps(results, indent=2))
+    return out
+
+
 def load_note() -> str:
     """The load average: the machine may be shared with other work."""
     one, five, _ = os.getloadavg()

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,15 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         """`fast` ends every session (a planned restart); `immediate` is a crash."""
         self._ctl("-w", "-m", mode, "stop")
+
+    def outage(self, seconds: float) -> tuple[float, float]:
+        """Stop (fast), stay down `seconds`, start again; the monotonic times
+        it went down and came back."""
+        down_at = time.monotonic()
+        self.stop("fast")
+        time.sleep(seconds)
+        self.start()
+        return down_at, time.monotonic()
 
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):  # stopped already

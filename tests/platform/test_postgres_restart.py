@@ -206,11 +206,7 @@ def test_the_api_answers_503_while_postgres_restarts_and_recovers(
         for client in clients:
             client.start()
         time.sleep(1.0)
-        down_at = time.monotonic()
-        cluster.stop("fast")
-        time.sleep(DOWN_SECONDS)
-        cluster.start()
-        up_at = time.monotonic()
+        down_at, up_at = cluster.outage(DOWN_SECONDS)
         time.sleep(5.0)
         stop.set()
         for client in clients:
@@ -327,9 +323,7 @@ def test_a_storage_migration_rides_through_a_restart(
     owner = local_tracks(cluster, settings, 400, seed=21)
     run = migrate_storage(cluster, settings, *MIGRATE_ARGS)
     wait_until_moving(cluster, run, owner)
-    cluster.stop("fast")
-    time.sleep(DOWN_SECONDS)
-    cluster.start()
+    cluster.outage(DOWN_SECONDS)
     out, err = run.communicate(timeout=300)
 
     assert run.returncode == 0, err[-3000:]

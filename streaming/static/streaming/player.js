@@ -364,9 +364,8 @@
         setState("preparing", "Reconnecting…");
         setTimeout(load, state.reloads > 1 ? 1000 * Math.pow(2, state.reloads - 2) : 0);
       } else {
+        stopEngine();
         setState("error", "Playback failed. Reload the page to try again.");
-        hls.destroy();
-        hls = null;
       }
     });
     hls.attachMedia(audio);
