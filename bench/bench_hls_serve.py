@@ -4,8 +4,10 @@ Sets up a throwaway Veza (fresh database and var dir, `migrate`, a user),
 uploads a seeded music-like FLAC (bench_hls_package.make_source) through the
 API and packages it (`hls_package_request` + `hls_package_build`, local
 storage) in `manage.py shell`. Then loads one media segment of the 128k rung
-(the one nearest 97 KB) with the same load generator (`wrk -t2 -c32 -d10s`)
-through:
+(the one nearest 97 KB: a byte range of the rung's one file, `Range:
+bytes=<offset>-<end>` sent with every request and answered 206, as players
+read a version 3 package; a file of its own in a version 2 package) with the
+same load generator (`wrk -t2 -c32 -d10s`) through:
 
 * (a) **nginx static**: a plain `location /hls/ { root <media>; }`, the
   reference;
@@ -71,6 +73,7 @@ print(json.dumps({{
     "content_hash": package.content_hash,
     "directory": package.directory,
     "files": package.files,
+    "renditions": package.renditions,
     "origin_directory": hls_origin_directory(
         content_hash=package.content_hash,
         expires=expires,
@@ -95,7 +98,9 @@ class Load:
 _SIZE = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30}
 
 
-def wrk(url: str, *, threads: int, connections: int, duration: float) -> Load:
+def wrk(
+    url: str, *, threads: int, connections: int, duration: float, range_header: str
+) -> Load:
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -104,6 +109,7 @@ def wrk(url: str, *, threads: int, connections: int, duration: float) -> Load:
         "--latency",
         "--timeout",
         "5s",
+        *(["-H", f"Range: {range_header}"] if range_header else []),
         url,
     ]
     out = subprocess.run(
@@ -115,21 +121,26 @@ def wrk(url: str, *, threads: int, connections: int, duration: float) -> Load:
     return Load(base.rps, base.p50_ms, base.p99_ms, base.errors, mb_s)
 
 
-def fetch(url: str) -> tuple[int, bytes, dict[str, str]]:
+def fetch(url: str, range_header: str = "") -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(
+        url, headers={"Range": range_header} if range_header else {}
+    )
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), dict(exc.headers)
 
 
-def verify(url: str, expected: bytes) -> str:
-    """One GET by hand: 200 and the file's bytes; returns its Content-Type."""
-    status, body, headers = fetch(url)
-    if status != 200 or body != expected:
+def verify(url: str, package: Package) -> str:
+    """One GET by hand: 206 and the segment's bytes (200 for a file of its
+    own); returns its Content-Type."""
+    status, body, headers = fetch(url, package.range_header)
+    wanted = 206 if package.range_header else 200
+    if status != wanted or body != package.expected:
         raise RuntimeError(
-            f"{url}: status {status}, {len(body)} bytes (expected 200, "
-            f"{len(expected)} bytes): {body[:300]!r}"
+            f"{url}: status {status}, {len(body)} bytes (expected {wanted}, "
+            f"{len(package.expected)} bytes): {body[:300]!r}"
         )
     return headers.get("Content-Type", "?")
 
@@ -140,10 +151,14 @@ def verify(url: str, expected: bytes) -> str:
 @dataclass
 class Package:
     content_hash: str
-    origin_path: str  # the token URL path of the segment
+    origin_path: str  # the token URL path of the segment's file
     static_path: str  # the same file as a plain path under the media root
     file: Path
-    size: int
+    size: int  # of the segment
+    # "bytes=<first>-<last>" of the segment in its rung's file ("" when the
+    # segment is a file of its own: a version 2 package).
+    range_header: str
+    expected: bytes
 
 
 def make_package(
@@ -157,22 +172,25 @@ def make_package(
         env, "shell", "-c", PACKAGE.format(track_id=answer["id"]), timeout=600
     )
     info = json.loads(out.strip().splitlines()[-1])
-    # A media segment of the rung, the one nearest the target size.
-    segments = {
-        name: size
-        for name, size in info["files"].items()
-        if name.startswith(f"{RUNG}/seg_")
-    }
-    name = min(segments, key=lambda n: abs(segments[n] - TARGET_SEGMENT_BYTES))
-    file = media / info["directory"] / name
+    # A media segment of the rung, the one nearest the target size: a range
+    # of the rung's one file, or a file of its own.
+    rendition = next(r for r in info["renditions"] if r["name"] == RUNG)
+    name, _duration, size, *offset = min(
+        rendition["segments"], key=lambda s: abs(s[2] - TARGET_SEGMENT_BYTES)
+    )
+    file = media / info["directory"] / RUNG / name
     if not file.exists():
         raise RuntimeError(f"{file} is not on disk (local storage expected)")
+    data = file.read_bytes()
+    first = offset[0] if offset else 0
     return Package(
         content_hash=info["content_hash"],
-        origin_path=info["origin_directory"] + name,
-        static_path=f"/{info['directory']}{name}",
+        origin_path=info["origin_directory"] + f"{RUNG}/{name}",
+        static_path=f"/{info['directory']}{RUNG}/{name}",
         file=file,
-        size=segments[name],
+        size=size,
+        range_header=f"bytes={first}-{first + size - 1}" if offset else "",
+        expected=data[first : first + size],
     )
 
 
@@ -310,9 +328,17 @@ NGINX_ACCEL = "(c*) nginx + X-Accel-Redirect from Django per request"
 DIRECT = "(b) direct: Django serves every request"
 
 
-def measure(label: str, url: str, args: argparse.Namespace) -> list[Load]:
+def measure(
+    label: str, url: str, args: argparse.Namespace, range_header: str
+) -> list[Load]:
     """A 2 s warm-up, then `repeats` runs."""
-    wrk(url, threads=args.threads, connections=args.connections, duration=2)
+    wrk(
+        url,
+        threads=args.threads,
+        connections=args.connections,
+        duration=2,
+        range_header=range_header,
+    )
     runs = []
     for _ in range(args.repeats):
         r = wrk(
@@ -320,6 +346,7 @@ def measure(label: str, url: str, args: argparse.Namespace) -> list[Load]:
             threads=args.threads,
             connections=args.connections,
             duration=args.duration,
+            range_header=range_header,
         )
         runs.append(r)
         print(
@@ -369,10 +396,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         token = harness.migrate_and_make_user(env)["token"]
         started = time.perf_counter()
         package = make_package(env, token, media, tmp, args.seconds)
-        expected = package.file.read_bytes()
         print(
             f"Packaged {args.seconds} s in {time.perf_counter() - started:.1f} s; "
-            f"segment {RUNG}/{package.file.name}: {package.size:,} bytes"
+            f"segment {RUNG}/{package.file.name} {package.range_header or '(whole)'}: "
+            f"{package.size:,} bytes"
         )
         notes["segment_bytes"] = package.size
 
@@ -399,7 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             static_url = proxy.static_url + package.static_path
             mode_url = proxy.veza_url + package.origin_path
             for label, url in (("(a)", static_url), ("(c)", mode_url)):
-                kind = verify(url, expected)
+                kind = verify(url, package)
                 print(f"  checked {label}: 200, the segment's bytes, {kind}")
             bad = mode_url.replace(
                 package.origin_path.split("/")[4], "A" * 43, 1
@@ -409,7 +436,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 raise RuntimeError(f"nginx mode answered {status} to a forged token")
             print(f"  checked (c): a forged token gets {status}")
             for url in (static_url, mode_url):
-                wrk(url, threads=args.threads, connections=args.connections, duration=2)
+                wrk(
+                    url,
+                    threads=args.threads,
+                    connections=args.connections,
+                    duration=2,
+                    range_header=package.range_header,
+                )
             for _ in range(args.repeats):
                 for label, url in ((STATIC, static_url), (mode_label, mode_url)):
                     before = len(logged_requests(access_log))
@@ -418,6 +451,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                         threads=args.threads,
                         connections=args.connections,
                         duration=args.duration,
+                        range_header=package.range_header,
                     )
                     results.setdefault(label, []).append(r)
                     extra = ""
@@ -443,13 +477,20 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "veza.wsgi", direct_env, name="hls-serve-direct", workers=workers
             ) as server:
                 url = server.url + package.origin_path
-                verify(url, expected)
-                wrk(url, threads=args.threads, connections=args.connections, duration=1)
+                verify(url, package)
+                wrk(
+                    url,
+                    threads=args.threads,
+                    connections=args.connections,
+                    duration=1,
+                    range_header=package.range_header,
+                )
                 probe = wrk(
                     url,
                     threads=args.threads,
                     connections=args.connections,
                     duration=args.probe,
+                    range_header=package.range_header,
                 )
             print(
                 f"  probe {worker_class} x{workers}"
@@ -474,9 +515,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "veza.wsgi", direct_env, name="hls-serve-direct", workers=workers
         ) as server:
             url = server.url + package.origin_path
-            verify(url, expected)
+            verify(url, package)
             results[f"{DIRECT} ({setup_name})"] = measure(
-                f"{DIRECT} ({setup_name})", url, args
+                f"{DIRECT} ({setup_name})", url, args, package.range_header
             )
     print(harness.load_note())
     return report(results, notes, package.size, args)

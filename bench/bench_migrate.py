@@ -241,10 +241,15 @@ def check_bucket(server: S3Server, files: int, size: int) -> str:
     return f"{found} objects OK"
 
 
-def veza_env(common: dict[str, str], server: S3Server | None) -> dict[str, str]:
+def veza_env(
+    common: dict[str, str],
+    server: S3Server | None = None,
+    *,
+    package_on_upload: bool = False,
+) -> dict[str, str]:
     extra = {
         "TRACK_STORAGE_BACKEND": "local",
-        "HLS_PACKAGE_ON_UPLOAD": "false",
+        "HLS_PACKAGE_ON_UPLOAD": "true" if package_on_upload else "false",
         # One user uploads the whole catalogue: no per-user limits.
         "TRACK_QUOTA_BYTES": "0",
         "TRACK_DAILY_UPLOAD_BYTES": "0",

@@ -134,11 +134,14 @@ def database(prefix: str, var_dir: Path) -> Iterator[str]:
         yield f"sqlite:///{var_dir / 'bench.sqlite3'}"
 
 
-def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+def manage(
+    env: dict[str, str], *args: str, timeout: float = 300, project: Path = ROOT
+) -> str:
+    """`manage.py ARGS` of `project` (this checkout, or another one)."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
+        [sys.executable, str(project / "manage.py"), *args],
         env=env,
-        cwd=ROOT,
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -161,10 +164,12 @@ print(json.dumps({"user_id": user.pk, "token": token.key}))
 """
 
 
-def migrate_and_make_user(env: dict[str, str]) -> dict[str, str]:
+def migrate_and_make_user(
+    env: dict[str, str], *, project: Path = ROOT
+) -> dict[str, str]:
     """Migrate the database; create the user `bench` and its DRF token."""
-    manage(env, "migrate", "--noinput")
-    out = manage(env, "shell", "-c", SETUP_USER)
+    manage(env, "migrate", "--noinput", project=project)
+    out = manage(env, "shell", "-c", SETUP_USER, project=project)
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -197,11 +202,13 @@ def gunicorn(
     *,
     name: str,
     workers: int = 2,
-    chdir: Path = ROOT,
+    chdir: Path | None = None,
     ready_path: str = "/healthz",
     log: Path | None = None,
+    project: Path = ROOT,
 ) -> Iterator[Server]:
-    """gunicorn with infra/gunicorn.conf.py on a free port."""
+    """gunicorn with infra/gunicorn.conf.py on a free port; `project` is the
+    checkout it runs (its config and code), this one by default."""
     port = free_port()
     env = {
         **env,
@@ -211,12 +218,12 @@ def gunicorn(
     cmd = [
         str(VENV_BIN / "gunicorn"),
         "-c",
-        str(GUNICORN_CONF),
+        str(GUNICORN_CONF if project == ROOT else project / "infra/gunicorn.conf.py"),
         "--chdir",
-        str(chdir),
+        str(chdir or project),
         app,
     ]
-    with _server(cmd, env, name, port, ready_path, log) as server:
+    with _server(cmd, env, name, port, ready_path, log, cwd=project) as server:
         # Wait until every worker has booted, so none starts mid-measurement.
         deadline = time.monotonic() + 30
         while len(server.worker_pids()) < workers and time.monotonic() < deadline:
@@ -247,12 +254,13 @@ def _server(
     port: int,
     ready_path: str,
     log: Path | None,
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
     OUT.mkdir(parents=True, exist_ok=True)
     log = log or OUT / f"{name}.log"
     with log.open("wb") as log_file:
         proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT
+            cmd, env=env, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT
         )
         try:
             wait_for_http(port, ready_path, proc)

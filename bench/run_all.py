@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_signaling.py",
     "bench_hls_package.py",
     "bench_hls_serve.py",
+    "bench_catalogue.py",
     "bench_failover.py",
     "bench_redis_failover.py",
 ]

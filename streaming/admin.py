@@ -11,6 +11,7 @@ one, would make every save of a track require its management-form data.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -22,7 +23,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from streaming.models import HlsPackage, PackageStatus
-from streaming.services import hls_package_request
+from streaming.services import hls_package_request, superseded_grace_seconds
 from tracks.admin import TrackAdmin
 from tracks.models import Track
 from tracks.templatetags.humanize_bytes import bytes_human
@@ -50,7 +51,7 @@ class HlsPackageAdmin(admin.ModelAdmin[HlsPackage]):
     list_display = [
         "short_hash",
         "track_title",
-        "status",
+        "state",
         "storage_backend",
         "duration",
         "size",
@@ -58,7 +59,12 @@ class HlsPackageAdmin(admin.ModelAdmin[HlsPackage]):
         "error_reason",
         "finished_at",
     ]
-    list_filter = ["status", "storage_backend", "error_code"]
+    list_filter = [
+        "status",
+        ("superseded_at", admin.EmptyFieldListFilter),
+        "storage_backend",
+        "error_code",
+    ]
     # "^" so the 12 characters shown in the list find the package.
     search_fields = ["track__title", "=track__id", "^content_hash"]
     list_select_related = ["track"]
@@ -99,6 +105,8 @@ class HlsPackageAdmin(admin.ModelAdmin[HlsPackage]):
                     "created_at",
                     "started_at",
                     "finished_at",
+                    "superseded_at",
+                    "retires_at",
                     "lease_until",
                     "encode_time",
                     "store_time",
@@ -133,6 +141,20 @@ class HlsPackageAdmin(admin.ModelAdmin[HlsPackage]):
             obj.error_code,
         )
 
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: HlsPackage) -> str:
+        # A superseded package still serves players holding its URLs.
+        if obj.superseded_at is not None:
+            return f"{obj.get_status_display()}, superseded"
+        return obj.get_status_display()
+
+    @admin.display(description="deleted after")
+    def retires_at(self, obj: HlsPackage) -> str:
+        if obj.superseded_at is None:
+            return "-"
+        when = obj.superseded_at + timedelta(seconds=superseded_grace_seconds())
+        return f"{when:%Y-%m-%d %H:%M} UTC (superseded; the grace period)"
+
     @admin.display(description="track", ordering="track__title")
     def track_title(self, obj: HlsPackage) -> str:
         return Truncator(obj.track.title).chars(40)
@@ -152,7 +174,9 @@ class HlsPackageAdmin(admin.ModelAdmin[HlsPackage]):
                 r.get("name", "?"),
                 round(int(r.get("bitrate", 0)) / 1000),
                 r.get("codecs", ""),
-                r.get("segments", ""),
+                len(r.get("segments", [])),
+                # Packager 3 on: one file read by ranges; before, a file each.
+                f"in {r['file']}" if r.get("file") else "a file each",
             )
             for r in obj.renditions
         ]
@@ -160,16 +184,16 @@ class HlsPackageAdmin(admin.ModelAdmin[HlsPackage]):
             return format_html("{}", "-")
         return format_html_join(
             mark_safe("<br>"),
-            "{}: {} kb/s, {}, {} segments",
+            "{}: {} kb/s, {}, {} segments {}",
             rows,
         )
 
     @admin.display(description="settings")
     def settings_text(self, obj: HlsPackage) -> str:
-        ladder = obj.settings.get("ladder", [])
-        rates = ", ".join(f"{round(int(r.get('bitrate', 0)) / 1000)}" for r in ladder)
+        rates = ", ".join(str(kbps) for kbps in obj.settings.get("ladder", []))
         seconds = obj.settings.get("segment_seconds", "?")
-        return f"ladder {rates} kb/s, {seconds} s segments"
+        version = obj.settings.get("packager", "?")
+        return f"ladder {rates} kb/s, {seconds} s segments, packager {version}"
 
     @admin.display(description="package", ordering="content_hash")
     def short_hash(self, obj: HlsPackage) -> str:

@@ -56,10 +56,17 @@ class HlsPackageFiles:
         "storage_backend",
     )
 
-    def _ready(self, *, backend: str, track_ids: TrackIds | None) -> Any:
+    def _ready(
+        self, *, backend: str, track_ids: TrackIds | None, moving: bool = True
+    ) -> Any:
         rows = HlsPackage.objects.filter(
             status=PackageStatus.READY, storage_backend=backend
         )
+        if moving:
+            # Superseded packages stay where they are until they are retired
+            # (copying what is about to go would only cost requests, and
+            # race its deletion); the audit still checks them.
+            rows = rows.filter(superseded_at__isnull=True)
         if track_ids is not None:
             rows = rows.filter(track_id__in=track_ids)
         return rows
@@ -96,7 +103,8 @@ class HlsPackageFiles:
     def in_key_order(self, *, backend: str) -> Iterator[Attachment]:
         # content_hash is unique (indexed), and every file of a package sits
         # under hls/<content_hash>/, so this is the listing's order.
-        rows = self._ready(backend=backend, track_ids=None).order_by("content_hash")
+        rows = self._ready(backend=backend, track_ids=None, moving=False)
+        rows = rows.order_by("content_hash")
         for row in rows.values_list(*self._columns).iterator(chunk_size=500):
             yield self._group(row)
 

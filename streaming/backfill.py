@@ -90,9 +90,9 @@ def hls_backfill_plan(
             raise UnknownTracks(missing)
     package_settings = hls_package_settings()
     ready_hashes = set(
-        HlsPackage.objects.filter(status=PackageStatus.READY).values_list(
-            "content_hash", flat=True
-        )
+        HlsPackage.objects.filter(
+            status=PackageStatus.READY, superseded_at__isnull=True
+        ).values_list("content_hash", flat=True)
     )
     selected: list[uuid.UUID] = []
     taken_down: list[uuid.UUID] = []

@@ -55,6 +55,10 @@ class HlsPackage(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     encode_seconds = models.FloatField(null=True, blank=True)
     store_seconds = models.FloatField(null=True, blank=True)
+    # Set when a newer package of the track became ready: this one keeps
+    # serving the players that hold its URLs for the grace period, then its
+    # files and row go (streaming.services.hls_package_retire).
+    superseded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -72,6 +76,12 @@ class HlsPackage(models.Model):
         ]
         indexes = [
             models.Index(fields=["track", "status"], name="hls_package_track_status"),
+            # The retirement sweep reads the few superseded rows, not the table.
+            models.Index(
+                fields=["superseded_at"],
+                name="hls_package_superseded",
+                condition=models.Q(superseded_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ import gzip
 import itertools
 import logging
 import re
+from typing import BinaryIO
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -181,14 +182,19 @@ def _serve(request: HttpRequest, package: ServedPackage, name: str) -> HttpRespo
     if request.method == "HEAD":
         return HttpResponse(status=status, headers=headers)
     response: FileResponse | StreamingHttpResponse
-    if local is not None and byte_range is None:
+    if local is not None:
         try:
-            # FileResponse lets the WSGI server use sendfile.
-            response = FileResponse(local.open("rb"))
+            opened = local.open("rb")
         except FileNotFoundError:
             logger.warning("HLS file %s is listed but missing on local disk", key)
             raise HlsFileNotFound() from None
-        del response["Content-Disposition"]  # guessed from the file name
+        # FileResponse lets the WSGI server use sendfile, for a range too
+        # (a segment of a rung's one file): see _FileRange.
+        response = FileResponse(
+            opened if byte_range is None else _FileRange(opened, first, last)
+        )
+        if "Content-Disposition" in response:
+            del response["Content-Disposition"]  # guessed from the file name
     else:
         response = StreamingHttpResponse(_read(storage, key, first, last))
     response.status_code = status
@@ -196,6 +202,34 @@ def _serve(request: HttpRequest, package: ServedPackage, name: str) -> HttpRespo
     for header, value in headers.items():
         response[header] = value
     return response
+
+
+class _FileRange:
+    """Bytes `first` to `last` of an open file, as FileResponse streams them.
+
+    `read` stops at the range's end (ASGI servers, which iterate); `fileno`
+    lets a WSGI server's sendfile send from the file's position, which is
+    `first`, exactly Content-Length bytes (gunicorn's does). No `tell`,
+    `seek` or `name`: FileResponse then guesses neither a length nor a type.
+    """
+
+    def __init__(self, file: BinaryIO, first: int, last: int) -> None:
+        file.seek(first)
+        self._file = file
+        self._left = last - first + 1
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._file.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _bytes_response(

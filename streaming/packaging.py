@@ -15,7 +15,7 @@ import av
 import av.filter
 
 from streaming.renditions import (
-    INIT_NAME,
+    MEDIA_NAME,
     PLAYLIST_NAME,
     PackageOutput,
     PackagingError,
@@ -28,8 +28,12 @@ from streaming.waveform import Peaks
 _AAC_RATES = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}
 # Frames queued per encoder thread: enough to keep both cores busy.
 _QUEUE_FRAMES = 256
-SEGMENT_PATTERN = "seg_%05d.m4s"
-_EXTINF = re.compile(r"#EXTINF:([0-9.]+),\s*\n([^\n#]+)")
+# What FFmpeg's muxer writes with single_file: each segment's duration and
+# byte range, and the init section's range in the map.
+_SEGMENT = re.compile(
+    r"#EXTINF:([0-9.]+),\s*\n#EXT-X-BYTERANGE:([0-9]+)@([0-9]+)\s*\n([^\n#]+)"
+)
+_MAP = re.compile(r'#EXT-X-MAP:URI="([^"]+)",BYTERANGE="([0-9]+)@0"')
 
 
 def rung_name(kbps: int) -> str:
@@ -46,8 +50,9 @@ def package_audio(
 ) -> PackageOutput:
     """Decode `source` once and write every rung of `ladder` (kb/s) to `workdir`.
 
-    Each rung goes to `workdir/<kbps>k/` as `init.mp4` and `seg_NNNNN.m4s`
-    (numbered from 1). Each encoder runs in its own thread (PyAV releases the
+    Each rung goes to `workdir/<kbps>k/` as one fMP4 file, `media.mp4`: the
+    init section, then every fragment (a segment), whose byte ranges the
+    rendition lists. Each encoder runs in its own thread (PyAV releases the
     GIL while encoding), so the ladder uses every core. Playlists are not
     written here (see playlists.py). Raises PackagingError, `timeout` once
     `max_seconds` of wall-clock time have gone (a worker is not held by one
@@ -164,7 +169,7 @@ class _Worker:
 
 
 class _RungEncoder(_Worker):
-    """One AAC encoder and fMP4 segmenter."""
+    """One AAC encoder and fMP4 segmenter, writing one file per rung."""
 
     def __init__(
         self,
@@ -178,8 +183,9 @@ class _RungEncoder(_Worker):
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.bitrate = bitrate
-        # FFmpeg's own HLS muxer cuts the fMP4 segments; its playlist is read
-        # back for the exact durations and replaced by ours.
+        # FFmpeg's own HLS muxer cuts the fMP4 fragments into one file
+        # (single_file); its playlist is read back for the exact durations
+        # and byte ranges, and replaced by ours.
         self.output = av.open(
             str(directory / PLAYLIST_NAME),
             mode="w",
@@ -188,10 +194,8 @@ class _RungEncoder(_Worker):
                 "hls_time": str(segment_seconds),
                 "hls_playlist_type": "vod",
                 "hls_segment_type": "fmp4",
-                "hls_fmp4_init_filename": INIT_NAME,
-                "hls_segment_filename": str(directory / SEGMENT_PATTERN),
-                "start_number": "1",
-                "hls_flags": "independent_segments",
+                "hls_segment_filename": str(directory / MEDIA_NAME),
+                "hls_flags": "independent_segments+single_file",
             },
         )
         self.stream = self.output.add_stream("aac", rate=rate)
@@ -210,20 +214,30 @@ class _RungEncoder(_Worker):
         text = (self.directory / PLAYLIST_NAME).read_text()
         (self.directory / PLAYLIST_NAME).unlink()
         segments = [
-            Segment(
-                name.strip(),
-                float(duration),
-                (self.directory / name.strip()).stat().st_size,
-            )
-            for duration, name in _EXTINF.findall(text)
+            Segment(MEDIA_NAME, float(duration), int(size), int(offset))
+            for duration, size, offset, name in _SEGMENT.findall(text)
+            if name.strip() == MEDIA_NAME
         ]
-        if not segments:
+        init = _MAP.search(text)
+        if not segments or init is None or init[1] != MEDIA_NAME:
             raise PackagingError("encode_failed", "The encoder wrote no segments.")
+        # The ranges must tile the file: init section, then each fragment.
+        size = (self.directory / MEDIA_NAME).stat().st_size
+        position = int(init[2])
+        for segment in segments:
+            if segment.offset != position:
+                raise PackagingError(
+                    "encode_failed", "The fragments are not contiguous."
+                )
+            position += segment.size
+        if position != size:
+            raise PackagingError("encode_failed", "The fragments do not fill the file.")
         return Rendition(
             name=self.directory.name,
             bitrate=self.bitrate,
-            init_size=(self.directory / INIT_NAME).stat().st_size,
+            init_size=int(init[2]),
             segments=segments,
+            file=MEDIA_NAME,
         )
 
 

@@ -8,7 +8,8 @@ from streaming.renditions import INIT_NAME, PLAYLIST_NAME, Rendition
 
 MASTER_NAME = "master.m3u8"
 # EXT-X-MAP in a media playlist that is not I-frames-only needs version 6
-# (RFC 8216 §7); nothing else we write needs more.
+# (RFC 8216 §7), EXT-X-BYTERANGE and BYTERANGE on the map 4; nothing else we
+# write needs more.
 VERSION = 6
 
 
@@ -25,10 +26,19 @@ def media_playlist(rendition: Rendition) -> str:
         "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="{INIT_NAME}"',
     ]
+    if rendition.file:
+        # One file: the init section at its start, each fragment a range.
+        lines.append(
+            f'#EXT-X-MAP:URI="{rendition.file}",BYTERANGE="{rendition.init_size}@0"'
+        )
+    else:
+        lines.append(f'#EXT-X-MAP:URI="{INIT_NAME}"')
     for segment in rendition.segments:
         lines.append(f"#EXTINF:{segment.duration:.6f},")
+        if segment.offset is not None:
+            # Always with the offset, so no line depends on the one before.
+            lines.append(f"#EXT-X-BYTERANGE:{segment.size}@{segment.offset}")
         lines.append(segment.name)
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

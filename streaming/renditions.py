@@ -12,6 +12,9 @@ from typing import Any
 
 INIT_NAME = "init.mp4"
 PLAYLIST_NAME = "index.m3u8"
+# The one fMP4 file of a rung (packager 3 on): its init section, then every
+# fragment, each addressed by a byte range of its media playlist.
+MEDIA_NAME = "media.mp4"
 
 
 class PackagingError(Exception):
@@ -25,9 +28,13 @@ class PackagingError(Exception):
 
 @dataclass(frozen=True)
 class Segment:
+    """One segment: a file of its own, or (`offset` set) a byte range of the
+    rung's single file."""
+
     name: str
     duration: float
     size: int
+    offset: int | None = None
 
 
 @dataclass
@@ -37,6 +44,16 @@ class Rendition:
     init_size: int = 0
     segments: list[Segment] = field(default_factory=list)
     codecs: str = "mp4a.40.2"
+    # The single file every segment is a range of ("" for packages made
+    # before packager 3: init.mp4 and one file per segment).
+    file: str = ""
+
+    @property
+    def files(self) -> list[str]:
+        """The rung's media files, relative to its directory, init first."""
+        if self.file:
+            return [self.file]
+        return [INIT_NAME, *(s.name for s in self.segments)]
 
     @property
     def duration(self) -> float:
@@ -79,7 +96,11 @@ class Rendition:
             "average_bandwidth": self.average_bandwidth,
             "codecs": self.codecs,
             "init_size": self.init_size,
-            "segments": [[s.name, s.duration, s.size] for s in self.segments],
+            "file": self.file,
+            "segments": [
+                [s.name, s.duration, s.size] + ([] if s.offset is None else [s.offset])
+                for s in self.segments
+            ],
         }
 
     @classmethod
@@ -89,7 +110,11 @@ class Rendition:
             bitrate=data["bitrate"],
             init_size=data.get("init_size", 0),
             codecs=data.get("codecs", "mp4a.40.2"),
-            segments=[Segment(n, float(d), int(s)) for n, d, s in data["segments"]],
+            file=data.get("file", ""),
+            segments=[
+                Segment(n, float(d), int(s), int(rest[0]) if rest else None)
+                for n, d, s, *rest in data["segments"]
+            ],
         )
 
 

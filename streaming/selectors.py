@@ -26,19 +26,23 @@ SERVING_CACHE_SECONDS = 60
 
 def hls_package_for_track(*, track: Track) -> HlsPackage | None:
     """The package `track` plays: the one for the current settings, else the
-    newest ready one (so a ladder change keeps old packages playing until the
-    new ones are built)."""
+    newest ready one (so a ladder change or a packager upgrade keeps old
+    packages playing until the new ones are built). A superseded package
+    plays only when no other is ready: its files go after the grace period."""
     current_hash = hls_content_hash(
         track=track, package_settings=hls_package_settings()
     )
     packages = list(
         HlsPackage.objects.filter(track_id=track.pk).order_by("-created_at")
     )
+    ready = [p for p in packages if p.status == PackageStatus.READY]
+    live = [p for p in ready if p.superseded_at is None]
     current = next((p for p in packages if p.content_hash == current_hash), None)
-    if current is not None and current.status == PackageStatus.READY:
+    if current is not None and current in live:
         return current
-    ready = next((p for p in packages if p.status == PackageStatus.READY), None)
-    return ready or current or (packages[0] if packages else None)
+    if live or ready:
+        return (live or ready)[0]
+    return current or (packages[0] if packages else None)
 
 
 @dataclass(frozen=True)

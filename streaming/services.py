@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from mediastore.tally import tally_add
 from streaming.media_types import hls_content_type
 from streaming.models import HlsPackage, PackageStatus
 from streaming.playlists import MASTER_NAME, master_playlist, media_playlist
-from streaming.renditions import INIT_NAME, PLAYLIST_NAME, PackageOutput, PackagingError
+from streaming.renditions import PLAYLIST_NAME, PackageOutput, PackagingError
 from streaming.waveform import WAVEFORM_NAME
 from tracks.models import Track
 from veza import metrics
@@ -36,10 +38,12 @@ logger = logging.getLogger(__name__)
 
 # Part of the content hash: bump it when the packager's output changes, so
 # new packages land in new directories and CDN caches never mix the two.
-PACKAGER_VERSION = 2  # 2: waveform.json (peaks) in every package
+# 2: waveform.json (peaks) in every package; 3: one fMP4 file per rung.
+PACKAGER_VERSION = 3
 # The storage tally of ready packages (mediastore.tally).
 PACKAGE_TALLY = "package"
-# Parallel PUTs when storing a package on S3 (about 100 small files).
+# Parallel PUTs when storing a package on S3 (a file per rung, and
+# about a hundred for a package made before packager 3).
 _S3_UPLOAD_THREADS = 8
 
 
@@ -136,11 +140,10 @@ def _hls_package_queue(
             and package.lease_until is not None
             and package.lease_until > timezone.now()
         )
-        if (
-            not created
-            and not force
-            and (package.status == PackageStatus.READY or busy)
-        ):
+        # A superseded package (the settings went back to its own) is built
+        # again, which takes it out of retirement.
+        live = package.status == PackageStatus.READY and package.superseded_at is None
+        if not created and not force and (live or busy):
             return package
         if not created:
             if package.status == PackageStatus.READY:
@@ -149,7 +152,16 @@ def _hls_package_queue(
             package.error_code = ""
             package.error = ""
             package.lease_until = None
-            package.save(update_fields=["status", "error_code", "error", "lease_until"])
+            package.superseded_at = None
+            package.save(
+                update_fields=[
+                    "status",
+                    "error_code",
+                    "error",
+                    "lease_until",
+                    "superseded_at",
+                ]
+            )
         package_id = package.pk
         transaction.on_commit(
             lambda: hls_package_task.enqueue(package_id=package_id, force=force)
@@ -260,6 +272,7 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
                 files=len(files),
                 bytes=sum(files.values()),
             )
+            _supersede(package)
         _forget_serving(package.content_hash)
     if not published:
         # Deleted (with its track) or taken over while we worked: no bytes
@@ -275,6 +288,114 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
     )
     package.refresh_from_db()
     return package
+
+
+def superseded_grace_seconds() -> int:
+    """How long a superseded package keeps serving: HLS_SUPERSEDED_GRACE_SECONDS,
+    but never less than a player can hold its URLs (the longest URL lifetime
+    plus the playlists' max-age, which caches may keep past it)."""
+    match = re.search(r"max-age=(\d+)", settings.CDN_CACHE_CONTROL_PLAYLISTS)
+    playlist_age = int(match[1]) if match else 0
+    floor = max(settings.HLS_URL_TTL, settings.CDN_TOKEN_TTL) + playlist_age
+    return max(int(settings.HLS_SUPERSEDED_GRACE_SECONDS), floor)
+
+
+def _supersede(package: HlsPackage) -> None:
+    """Mark the older ready packages of `package`'s track superseded (in the
+    publishing transaction) and schedule their retirement.
+
+    A package built for other settings than the current ones (a worker of
+    the previous release finishing late) supersedes nothing, and is itself
+    superseded when the current package is ready.
+    """
+    now = timezone.now()
+    current = hls_content_hash(
+        track=package.track, package_settings=hls_package_settings()
+    )
+    of_track = HlsPackage.objects.filter(
+        track_id=package.track_id,
+        status=PackageStatus.READY,
+        superseded_at__isnull=True,
+    )
+    if package.content_hash == current:
+        ids = list(of_track.exclude(pk=package.pk).values_list("pk", flat=True))
+    elif of_track.filter(content_hash=current).exists():
+        ids = [package.pk]
+    else:
+        ids = []
+    if not ids:
+        return
+    HlsPackage.objects.filter(pk__in=ids).update(superseded_at=now)
+    when = now + timedelta(seconds=superseded_grace_seconds())
+    transaction.on_commit(lambda: _schedule_retirement(ids, when))
+
+
+def _schedule_retirement(package_ids: list[int], when: datetime) -> None:
+    from streaming.tasks import hls_package_retire_task
+
+    # A backend that cannot defer (the immediate one of the tests) leaves
+    # them to the sweep (`package_hls`, hls_packages_retire_due).
+    if not hls_package_retire_task.get_backend().supports_defer:
+        return
+    deferred = hls_package_retire_task.using(run_after=when)
+    for package_id in package_ids:
+        deferred.enqueue(package_id=package_id)
+
+
+@dataclass(frozen=True)
+class Retired:
+    """What a retirement removed: packages, their files and bytes."""
+
+    packages: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Retired) -> Retired:
+        return Retired(
+            self.packages + other.packages,
+            self.files + other.files,
+            self.bytes + other.bytes,
+        )
+
+
+def hls_package_retire(*, package_id: int, now: datetime | None = None) -> Retired:
+    """Delete a package superseded more than the grace period ago, files first.
+
+    The row is locked while its files go, so a rebuild of the same
+    directory waits for it. Files first: if this stops half-way (a crash, the
+    store unavailable, which raises) the row stays, superseded, and the next
+    sweep finishes it; there are never objects without a row.
+    """
+    cutoff = (now or timezone.now()) - timedelta(seconds=superseded_grace_seconds())
+    with transaction.atomic():
+        package = (
+            HlsPackage.objects.select_for_update()
+            .filter(pk=package_id, superseded_at__lte=cutoff)
+            .first()
+        )
+        if package is None:
+            return Retired()
+        keys = [package.directory + name for name in package.files]
+        for backend in storage_backends_in_use():
+            storage_for(backend).remove_many(keys)
+        # The files are gone already: the delete signal need not remove them.
+        package.files_removed = True  # type: ignore[attr-defined]
+        package.delete()
+    metrics.HLS_PACKAGES_RETIRED.inc()
+    logger.info("retired superseded package %s", package.content_hash)
+    return Retired(1, len(keys), package.total_bytes)
+
+
+def hls_packages_retire_due(*, now: datetime | None = None) -> Retired:
+    """Retire every package whose grace period is over (the sweep)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=superseded_grace_seconds())
+    due = HlsPackage.objects.filter(superseded_at__lte=cutoff).values_list(
+        "pk", flat=True
+    )
+    total = Retired()
+    for package_id in list(due.iterator(chunk_size=500)):
+        total += hls_package_retire(package_id=package_id, now=now)
+    return total
 
 
 def _local_source(track: Track, storage: MediaStorage, workdir: Path) -> Path:
@@ -316,11 +437,7 @@ def _store_package(
     no playlist is ever readable before what it names (a CDN would cache the
     404). `stored` collects the keys written, for cleanup on failure.
     """
-    media = [
-        f"{r.name}/{name}"
-        for r in output.renditions
-        for name in [INIT_NAME, *(s.name for s in r.segments)]
-    ]
+    media = [f"{r.name}/{name}" for r in output.renditions for name in r.files]
     playlists = [f"{r.name}/{PLAYLIST_NAME}" for r in output.renditions]
     playlists.append(WAVEFORM_NAME)
     files: dict[str, tuple[int, str]] = {}

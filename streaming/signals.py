@@ -78,6 +78,8 @@ def delete_package_files(
 ) -> None:
     """The files go once the row's deletion (or its track's) has committed,
     from both backends: a storage migration may have copied them already."""
+    if getattr(instance, "files_removed", False):
+        return  # retired: hls_package_retire removed them before the row
     if instance.status != PackageStatus.READY and not instance.files:
         return
     directory = instance.directory

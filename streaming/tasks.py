@@ -6,7 +6,7 @@ from typing import Any
 
 from django_tasks import task
 
-from streaming.services import hls_package_build
+from streaming.services import hls_package_build, hls_package_retire
 
 
 @task()
@@ -20,3 +20,11 @@ def hls_package_task(*, package_id: int, force: bool = False) -> dict[str, Any]:
         "status": package.status,
         "error_code": package.error_code,
     }
+
+
+@task()
+def hls_package_retire_task(*, package_id: int) -> dict[str, Any]:
+    """Delete a superseded package once its grace period is over (enqueued
+    with `run_after` when it is superseded; see `hls_package_retire`)."""
+    retired = hls_package_retire(package_id=package_id)
+    return {"package": package_id, "retired": bool(retired.packages)}

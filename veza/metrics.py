@@ -116,6 +116,12 @@ HLS_PACKAGES = _metric(
     "HLS packaging jobs finished, by result (ready, or the failure code).",
     ["result"],
 )
+HLS_PACKAGES_RETIRED = _metric(
+    Counter,
+    "veza_hls_packages_retired_total",
+    "Superseded HLS packages deleted after their grace period, files and row.",
+    [],
+)
 HLS_PACKAGE_SECONDS = _metric(
     Histogram,
     "veza_hls_package_seconds",

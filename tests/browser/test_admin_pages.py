@@ -46,15 +46,21 @@ def make_catalogue() -> HlsPackage:
             "bandwidth": rung["bitrate"] + 9000,
             "average_bandwidth": rung["bitrate"] + 4000,
             "codecs": "mp4a.40.2",
-            "segments": 54,
+            "init_size": 765,
+            "file": "media.mp4",
+            # As the packager writes them: name, duration, size, offset.
+            "segments": [
+                ["media.mp4", 6.0, 48_000, 765 + i * 48_000] for i in range(54)
+            ],
         }
         for rung in ladder
     ]
+    package_settings = {"ladder": [64, 128, 256], "segment_seconds": 6, "packager": 3}
     HlsPackage.objects.create(
         track=track,
         content_hash="c" * 64,
         status="failed",
-        settings={"ladder": ladder, "segment_seconds": 6},
+        settings=package_settings,
         error_code="decode_failed",
         error="Decoding stopped at 03:12.5: " + "invalid data in the stream; " * 12,
         attempts=3,
@@ -63,7 +69,7 @@ def make_catalogue() -> HlsPackage:
         track=track,
         content_hash="d" * 64,
         status="ready",
-        settings={"ladder": ladder, "segment_seconds": 6},
+        settings=package_settings,
         renditions=renditions,
         files={"master.m3u8": 420},
         duration_seconds=321.5353439202999,

@@ -81,7 +81,7 @@ def test_the_page_plays_the_track_over_hls(live_server, browser, public_track):
     # hls.js fetched the master, a media playlist and fMP4 segments, all
     # from our origin (no CDN in tests), with a path token.
     master = [u for u in urls if u.endswith("/master.m3u8")]
-    segments = [u for u in urls if u.endswith(".m4s")]
+    segments = [u for u in urls if u.endswith("/media.mp4")]
     assert master, urls
     assert segments, urls
     assert all(u.startswith(f"{live_server.url}/origin/hls/") for u in segments)
@@ -96,6 +96,58 @@ def test_the_page_plays_the_track_over_hls(live_server, browser, public_track):
     # Nothing failed on the way.
     fatal = page.evaluate("window.vezaPlayer.errors.filter(e => e.fatal)")
     assert fatal == []
+
+
+def watch_media(page) -> list[tuple[str, str | None, int]]:
+    """(url, Range header, status) of every response to a rung's media file."""
+    seen: list[tuple[str, str | None, int]] = []
+
+    def on_response(response) -> None:
+        if response.url.endswith("/media.mp4"):
+            range_header = response.request.headers.get("range")
+            seen.append((response.url, range_header, response.status))
+
+    page.on("response", on_response)
+    return seen
+
+
+def test_playing_seeking_and_switching_rungs_fetch_byte_ranges_only(
+    live_server, browser, public_track
+):
+    """hls.js reads each rung's one file by the playlist's byte ranges: the
+    first play, a seek and a switch to another rung never fetch a whole file."""
+    page = browser.new_page()
+    media = watch_media(page)
+    page.goto(f"{live_server.url}/tracks/{public_track.pk}/play")
+    page.wait_for_function(
+        "() => window.vezaPlayer && window.vezaPlayer.masterUrl", timeout=15_000
+    )
+    page.evaluate("document.getElementById('audio').play()")
+    page.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
+    first_rung = page.evaluate("window.vezaPlayer.level")
+    # Another rung, now (hls.js flushes the buffer and loads it from here).
+    other = 0 if first_rung != 0 else 2
+    page.evaluate(f"window.vezaPlayer.hls().currentLevel = {other}")
+    page.wait_for_function(f"() => window.vezaPlayer.level === {other}", timeout=15_000)
+    before_seek = len(media)
+    page.evaluate(
+        "() => { const a = document.getElementById('audio');"
+        " a.currentTime = a.duration * 0.75; }"
+    )
+    page.wait_for_function(
+        "() => { const a = document.getElementById('audio');"
+        " return a.currentTime > a.duration * 0.75 + 0.5 && !a.paused; }",
+        timeout=20_000,
+    )
+    assert len(media) > before_seek, "the seek fetched nothing"
+    rungs = {url.split("/")[-2] for url, _, _ in media}
+    assert len(rungs) >= 2, media
+    for url, range_header, status in media:
+        assert range_header is not None, f"a whole-file GET of {url}"
+        assert range_header.startswith("bytes="), range_header
+        assert status == 206, (url, range_header, status)
+    assert page.evaluate("window.vezaPlayer.errors.filter(e => e.fatal)") == []
+    page.close()
 
 
 @contextlib.contextmanager
@@ -151,7 +203,7 @@ def test_the_page_plays_inside_an_iframe_of_another_site(
         )
         inner.evaluate("document.getElementById('audio').play()")
         inner.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
-    assert any(u.endswith(".m4s") for u in urls)
+    assert any(u.endswith("/media.mp4") for u in urls)
 
 
 def test_the_page_says_preparing_until_the_package_is_ready(
@@ -241,7 +293,7 @@ def test_a_private_track_plays_for_its_owner_session_only(
     )
     page.evaluate("document.getElementById('audio').play()")
     page.wait_for_function(PLAYED_PAST_2S, timeout=30_000)
-    assert any(u.endswith(".m4s") for u in urls)
+    assert any(u.endswith("/media.mp4") for u in urls)
     context.close()
 
 

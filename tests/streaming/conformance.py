@@ -17,6 +17,19 @@ class MediaPlaylist:
     segments: list[tuple[float, str]] = field(default_factory=list)
     ended: bool = False
     independent: bool = False
+    # (length, offset) of the map and of each segment, when given as ranges.
+    map_range: tuple[int, int] | None = None
+    ranges: list[tuple[int, int] | None] = field(default_factory=list)
+
+
+def byte_range(value: str, previous_end: int | None) -> tuple[int, int]:
+    """`<n>[@<o>]` (RFC 8216 §4.3.2.2); without `@o` it follows the previous
+    range of the same resource."""
+    length, _, offset = value.partition("@")
+    if not offset:
+        assert previous_end is not None, "a BYTERANGE without an offset starts"
+        return int(length), previous_end
+    return int(length), int(offset)
 
 
 def attributes(text: str) -> dict[str, str]:
@@ -30,6 +43,8 @@ def parse_media(text: str) -> MediaPlaylist:
         version=1, target_duration=-1, playlist_type=None, map_uri=None
     )
     pending: float | None = None
+    pending_range: tuple[int, int] | None = None
+    previous_end: int | None = None
     for line in lines[1:]:
         if line.startswith("#EXT-X-VERSION:"):
             playlist.version = int(line.split(":", 1)[1])
@@ -38,7 +53,15 @@ def parse_media(text: str) -> MediaPlaylist:
         elif line.startswith("#EXT-X-PLAYLIST-TYPE:"):
             playlist.playlist_type = line.split(":", 1)[1]
         elif line.startswith("#EXT-X-MAP:"):
-            playlist.map_uri = attributes(line.split(":", 1)[1])["URI"]
+            attrs = attributes(line.split(":", 1)[1])
+            playlist.map_uri = attrs["URI"]
+            if "BYTERANGE" in attrs:
+                # The map's BYTERANGE must carry its offset (§4.3.2.5).
+                assert "@" in attrs["BYTERANGE"], "EXT-X-MAP BYTERANGE needs @offset"
+                playlist.map_range = byte_range(attrs["BYTERANGE"], None)
+        elif line.startswith("#EXT-X-BYTERANGE:"):
+            pending_range = byte_range(line.split(":", 1)[1], previous_end)
+            previous_end = sum(pending_range)
         elif line.startswith("#EXTINF:"):
             pending = float(line.split(":", 1)[1].split(",", 1)[0])
         elif line == "#EXT-X-ENDLIST":
@@ -48,7 +71,9 @@ def parse_media(text: str) -> MediaPlaylist:
         elif not line.startswith("#"):
             assert pending is not None, f"URI {line} without #EXTINF"
             playlist.segments.append((pending, line))
+            playlist.ranges.append(pending_range)
             pending = None
+            pending_range = None
     return playlist
 
 
@@ -80,7 +105,26 @@ def check_media(text: str, *, segment_seconds: int) -> MediaPlaylist:
     for duration, _ in playlist.segments[:-1]:
         assert abs(duration - segment_seconds) < 0.1, duration
     assert 0 < playlist.segments[-1][0] <= segment_seconds + 0.1
+    if playlist.map_range is not None:
+        # One file per rendition: the init section at its start, then every
+        # segment, each range right after the one before.
+        assert {uri for _, uri in playlist.segments} == {playlist.map_uri}
+        assert playlist.map_range[1] == 0
+        position = playlist.map_range[0]
+        for length_offset in playlist.ranges:
+            assert length_offset is not None, "a segment of the file without a range"
+            length, offset = length_offset
+            assert length > 0, length
+            assert offset == position, (offset, position)
+            position += length
     return playlist
+
+
+def file_size_covered(playlist: MediaPlaylist) -> int:
+    """The bytes the map and segment ranges cover, from 0."""
+    assert playlist.map_range is not None
+    ends = [sum(r) for r in playlist.ranges if r is not None]
+    return max([sum(playlist.map_range), *ends])
 
 
 def check_master(text: str) -> list[dict[str, str]]:

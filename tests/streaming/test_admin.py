@@ -186,3 +186,24 @@ def test_track_page_lists_its_packages(staff_client, track, wav_file) -> None:
     assert saved.status_code == 302
     track.refresh_from_db()
     assert track.title == "Renamed"
+
+
+def test_a_superseded_package_shows_when_it_goes(staff_client, track) -> None:
+    from django.test import override_settings
+
+    with override_settings(HLS_LADDER=[96]):
+        old = build(track)
+    new = build(track)
+    assert new.status == PackageStatus.READY
+    old.refresh_from_db()
+    assert old.superseded_at is not None
+    listed = staff_client.get(PACKAGES_URL + "?superseded_at__isempty=0")
+    text = listed.content.decode()
+    assert old.content_hash[:12] in text
+    assert new.content_hash[:12] not in text
+    assert "Ready, superseded" in text
+    page = staff_client.get(f"{PACKAGES_URL}{old.pk}/change/").content.decode()
+    assert "(superseded; the grace period)" in page
+    assert "packager 3" in page
+    new_page = staff_client.get(f"{PACKAGES_URL}{new.pk}/change/").content.decode()
+    assert "segments in media.mp4" in new_page

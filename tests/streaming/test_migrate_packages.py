@@ -174,7 +174,8 @@ def test_a_bad_package_file_fails_the_move_and_leaves_both_on_local(
     local_package, client
 ):
     track, package = local_package
-    segment = next(n for n in sorted(package.files) if n.endswith(".m4s"))
+    # The last media file in copy order: the ones before it go up first.
+    segment = max(n for n in package.files if n.endswith("media.mp4"))
     path = local_dir(package) / segment
     saved = path.read_bytes()
 
@@ -249,13 +250,13 @@ def test_verify_only_reports_package_files_and_hls_orphans(local_package):
     missing = package.directory + "128k/index.m3u8"
     client_s3.delete_object(Bucket=bucket, Key=missing)
     client_s3.put_object(
-        Bucket=bucket, Key=package.directory + "64k/init.mp4", Body=b"short"
+        Bucket=bucket, Key=package.directory + "64k/media.mp4", Body=b"short"
     )
     stray = "hls/" + "ab" * 32 + "/master.m3u8"
     client_s3.put_object(Bucket=bucket, Key=stray, Body=b"#EXTM3U\n")
     orphan_dir = Path(django_settings.MEDIA_ROOT) / "hls" / ("cd" * 32) / "64k"
     orphan_dir.mkdir(parents=True)
-    (orphan_dir / "seg_00001.m4s").write_bytes(b"x" * 7)
+    (orphan_dir / "media.mp4").write_bytes(b"x" * 7)
 
     report = migrate_failing("--verify-only")
     assert report["missing"] == [
@@ -268,14 +269,14 @@ def test_verify_only_reports_package_files_and_hls_orphans(local_package):
     ]
     [mismatch] = report["mismatched"]
     assert (mismatch["key"], mismatch["size"]) == (
-        package.directory + "64k/init.mp4",
+        package.directory + "64k/media.mp4",
         5,
     )
-    assert mismatch["expected_size"] == package.files["64k/init.mp4"]
+    assert mismatch["expected_size"] == package.files["64k/media.mp4"]
     assert report["orphans"] == [
         {
             "backend": "local",
-            "key": "hls/" + "cd" * 32 + "/64k/seg_00001.m4s",
+            "key": "hls/" + "cd" * 32 + "/64k/media.mp4",
             "size": 7,
         },
         {"backend": "s3", "key": stray, "size": 8},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
+import av
 import pytest
 from django.test import override_settings
 from django.utils import timezone
@@ -14,16 +16,28 @@ from mediastore.errors import StorageUnavailable
 from streaming.models import HlsPackage, PackageStatus
 from streaming.services import hls_package_build, hls_package_request
 from tests.audio import make_audio
-from tests.streaming.conformance import check_master, check_media
+from tests.streaming.conformance import check_master, check_media, file_size_covered
 from tests.streaming.conftest import package_track
 from tests.tracks.helpers import create_track
 from tracks.models import Track
 
 
-def read(package: HlsPackage, name: str) -> bytes:
+def read(package: HlsPackage, name: str, first: int = 0, size: int = -1) -> bytes:
     storage = storage_for(package.storage_backend)
-    size = package.files[name]
-    return b"".join(storage.read(package.directory + name, 0, size - 1))
+    last = first + size - 1 if size >= 0 else package.files[name] - 1
+    return b"".join(storage.read(package.directory + name, first, last))
+
+
+def boxes(data: bytes) -> list[bytes]:
+    """The top-level ISO BMFF box types of `data`, which must hold whole boxes."""
+    types, position = [], 0
+    while position < len(data):
+        size = int.from_bytes(data[position : position + 4], "big")
+        assert size >= 8, (position, size)
+        types.append(data[position + 4 : position + 8])
+        position += size
+    assert position == len(data), "a range that cuts a box"
+    return types
 
 
 def unpackaged_track(client, path: Path) -> Track:
@@ -40,24 +54,60 @@ def test_packaged_playlists_conform_to_rfc_8216(packaged) -> None:
         media = check_media(read(package, variant["URI"]).decode(), segment_seconds=6)
         assert sum(d for d, _ in media.segments) == pytest.approx(14, abs=0.1)
         rung = variant["URI"].split("/")[0]
-        for _, uri in media.segments:
-            assert f"{rung}/{uri}" in package.files
-        assert f"{rung}/{media.map_uri}" in package.files
+        # One file per rung, the playlist's ranges covering it exactly.
+        assert {uri for _, uri in media.segments} == {media.map_uri} == {"media.mp4"}
+        assert file_size_covered(media) == package.files[f"{rung}/media.mp4"]
         # The encoder hit its bitrate (within 15%: short input, pure tones).
         assert rendition["average_bandwidth"] == pytest.approx(
             rendition["bitrate"], rel=0.15
         )
 
 
-def test_segments_are_fmp4_and_the_init_segment_is_an_mp4(packaged) -> None:
+def test_a_package_is_a_file_per_rung_plus_playlists_and_peaks(packaged) -> None:
     _track, package = packaged
-    init = read(package, "64k/init.mp4")
-    assert init[4:8] == b"ftyp"
-    assert b"moov" in init
-    segment = read(package, "64k/seg_00001.m4s")
-    assert segment[4:8] == b"styp"
-    assert b"moof" in segment[:256]
-    assert b"mdat" in segment
+    assert sorted(package.files) == [
+        "128k/index.m3u8",
+        "128k/media.mp4",
+        "256k/index.m3u8",
+        "256k/media.mp4",
+        "64k/index.m3u8",
+        "64k/media.mp4",
+        "master.m3u8",
+        "waveform.json",
+    ]
+
+
+def test_each_range_is_the_init_section_or_whole_fragments(packaged) -> None:
+    _track, package = packaged
+    for rendition in package.renditions:
+        name = f"{rendition['name']}/media.mp4"
+        assert rendition["file"] == "media.mp4"
+        assert boxes(read(package, name, 0, rendition["init_size"])) == [
+            b"ftyp",
+            b"moov",
+        ]
+        for _name, _duration, size, offset in rendition["segments"]:
+            assert boxes(read(package, name, offset, size)) == [
+                b"sidx",
+                b"moof",
+                b"mdat",
+            ]
+
+
+def test_every_segment_decodes_on_its_own_after_the_init_section(packaged) -> None:
+    # Independent segments (EXT-X-INDEPENDENT-SEGMENTS): a player that seeks
+    # fetches the init section and one range, and decodes from its start.
+    _track, package = packaged
+    for rendition in package.renditions:
+        name = f"{rendition['name']}/media.mp4"
+        init = read(package, name, 0, rendition["init_size"])
+        for _name, duration, size, offset in rendition["segments"]:
+            data = init + read(package, name, offset, size)
+            with av.open(io.BytesIO(data)) as container:
+                samples = 0
+                for frame in container.decode(audio=0):
+                    samples += frame.samples
+            assert samples / 44100 == pytest.approx(duration, abs=0.05)
 
 
 def test_a_storage_failure_mid_package_publishes_nothing_and_a_retry_succeeds(
@@ -68,7 +118,7 @@ def test_a_storage_failure_mid_package_publishes_nothing_and_a_retry_succeeds(
     real_put = LocalMediaStorage.put_file
 
     def failing_put(self, key, *args, **kwargs):
-        if key.startswith("hls/") and len(puts) == 5:
+        if key.startswith("hls/") and len(puts) == 2:
             raise StorageUnavailable(details={"backend": "local"})
         puts.append(key)
         return real_put(self, key, *args, **kwargs)
@@ -79,8 +129,8 @@ def test_a_storage_failure_mid_package_publishes_nothing_and_a_retry_succeeds(
     assert package is not None
     assert package.status == PackageStatus.FAILED
     assert package.error_code == "storage_unavailable"
-    # Segments were stored first; none of them and no playlist are left.
-    assert all(k.endswith((".m4s", ".mp4")) for k in puts)
+    # Media files were stored first; none of them and no playlist are left.
+    assert all(k.endswith(".mp4") for k in puts)
     root = settings.MEDIA_ROOT / package.directory
     assert not any(p.is_file() for p in root.rglob("*"))
 
@@ -183,10 +233,8 @@ def test_a_track_on_s3_is_packaged_on_s3(
     assert package.storage_backend == "s3"
     head = s3.head_object(Bucket=s3.bucket, Key=package.directory + "master.m3u8")
     assert head["ContentType"] == "application/vnd.apple.mpegurl"
-    segment = s3.head_object(
-        Bucket=s3.bucket, Key=package.directory + "64k/seg_00001.m4s"
-    )
-    assert segment["ContentType"] == "video/iso.segment"
+    segment = s3.head_object(Bucket=s3.bucket, Key=package.directory + "64k/media.mp4")
+    assert segment["ContentType"] == "audio/mp4"
     assert "immutable" in segment["CacheControl"]
     listed = s3.list_objects_v2(Bucket=s3.bucket, Prefix=package.directory)
     assert {o["Key"][len(package.directory) :] for o in listed["Contents"]} == set(

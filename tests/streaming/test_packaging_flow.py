@@ -23,4 +23,4 @@ def test_upload_is_packaged_on_local_disk(packaged) -> None:
     assert (root / "master.m3u8").is_file()
     for name, size in package.files.items():
         assert (root / name).stat().st_size == size
-    assert storage_for("local").stat(package.directory + "64k/init.mp4") is not None
+    assert storage_for("local").stat(package.directory + "64k/media.mp4") is not None

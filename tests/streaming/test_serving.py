@@ -282,9 +282,9 @@ def test_master_playlist_headers_and_body(auth_client, package, settings):
     ("name", "content_type"),
     [
         ("64k/index.m3u8", PLAYLIST_TYPE),
-        ("64k/init.mp4", "audio/mp4"),
-        ("64k/seg_00001.m4s", "video/iso.segment"),
-        ("256k/seg_00003.m4s", "video/iso.segment"),
+        ("64k/media.mp4", "audio/mp4"),
+        ("256k/media.mp4", "audio/mp4"),
+        ("128k/index.m3u8", PLAYLIST_TYPE),
     ],
 )
 def test_package_files_have_exact_types_and_cache_policies(
@@ -325,7 +325,7 @@ def test_relative_uris_of_the_playlists_inherit_the_token(auth_client, package):
 
 
 def test_etag_answers_304(auth_client, package):
-    url = path_of(file_url(auth_client, package, "128k/seg_00002.m4s"))
+    url = path_of(file_url(auth_client, package, "128k/media.mp4"))
     etag = auth_client.get(url)["ETag"]
     for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
         response = auth_client.get(url, HTTP_IF_NONE_MATCH=header)
@@ -354,7 +354,7 @@ def test_playlist_etag_answers_304_per_encoding(auth_client, package):
     [("bytes=0-99", 0, 99), ("bytes=100-", 100, None), ("bytes=-50", -50, None)],
 )
 def test_segment_ranges_answer_206(auth_client, package, header, first, last):
-    name = "64k/seg_00001.m4s"
+    name = "64k/media.mp4"
     content = local_bytes(package, name)
     size = len(content)
     start = first if first >= 0 else size + first
@@ -366,11 +366,11 @@ def test_segment_ranges_answer_206(auth_client, package, header, first, last):
     assert body_of(response) == content[start : end + 1]
     assert response["Content-Range"] == f"bytes {start}-{end}/{size}"
     assert response["Content-Length"] == str(end - start + 1)
-    assert response["Content-Type"] == "video/iso.segment"
+    assert response["Content-Type"] == "audio/mp4"
 
 
 def test_range_past_the_end_is_416(auth_client, package):
-    name = "64k/init.mp4"
+    name = "64k/media.mp4"
     size = package.files[name]
     response = auth_client.get(
         path_of(file_url(auth_client, package, name)), HTTP_RANGE=f"bytes={size}-"
@@ -381,7 +381,7 @@ def test_range_past_the_end_is_416(auth_client, package):
 
 
 def test_stale_if_range_gets_the_whole_file(auth_client, package):
-    url = path_of(file_url(auth_client, package, "64k/seg_00001.m4s"))
+    url = path_of(file_url(auth_client, package, "64k/media.mp4"))
     etag = auth_client.get(url)["ETag"]
     assert (
         auth_client.get(url, HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=etag).status_code
@@ -426,7 +426,7 @@ def test_gzip_refused_or_not_offered_and_segments_stay_identity(auth_client, pac
         assert "Content-Encoding" not in response, header
         assert response.content.startswith(b"#EXTM3U")
     segment = auth_client.get(
-        path_of(file_url(auth_client, package, "64k/seg_00001.m4s")),
+        path_of(file_url(auth_client, package, "64k/media.mp4")),
         HTTP_ACCEPT_ENCODING="gzip",
     )
     assert "Content-Encoding" not in segment
@@ -434,7 +434,7 @@ def test_gzip_refused_or_not_offered_and_segments_stay_identity(auth_client, pac
 
 
 def test_head_answers_headers_without_a_body(auth_client, package):
-    for name in ("master.m3u8", "64k/seg_00002.m4s"):
+    for name in ("master.m3u8", "64k/media.mp4"):
         url = path_of(file_url(auth_client, package, name))
         response = auth_client.head(url)
         assert response.status_code == 200
@@ -442,7 +442,7 @@ def test_head_answers_headers_without_a_body(auth_client, package):
         assert response["Content-Length"] == str(package.files[name])
         assert response["ETag"] == auth_client.get(url)["ETag"]
     ranged = auth_client.head(
-        path_of(file_url(auth_client, package, "64k/seg_00002.m4s")),
+        path_of(file_url(auth_client, package, "64k/media.mp4")),
         HTTP_RANGE="bytes=0-9",
     )
     assert ranged.status_code == 206
@@ -459,7 +459,7 @@ def test_requests_are_counted(auth_client, package):
     playlists, segments = hls_requests("playlist", 200), hls_requests("segment", 206)
     auth_client.get(path_of(master_url(auth_client, package)))
     auth_client.get(
-        path_of(file_url(auth_client, package, "64k/init.mp4")), HTTP_RANGE="bytes=0-1"
+        path_of(file_url(auth_client, package, "64k/media.mp4")), HTTP_RANGE="bytes=0-1"
     )
     assert hls_requests("playlist", 200) == playlists + 1
     assert hls_requests("segment", 206) == segments + 1
@@ -478,7 +478,7 @@ def test_cors_allows_every_origin_by_default(auth_client, package):
 
 def test_cors_echoes_only_configured_origins(auth_client, package, settings):
     settings.HLS_CORS_ALLOWED_ORIGINS = ["https://player.example"]
-    url = path_of(file_url(auth_client, package, "64k/seg_00001.m4s"))
+    url = path_of(file_url(auth_client, package, "64k/media.mp4"))
     allowed = auth_client.get(url, HTTP_ORIGIN="https://player.example")
     assert allowed["Access-Control-Allow-Origin"] == "https://player.example"
     assert allowed["Access-Control-Expose-Headers"] == "Content-Length, Content-Range"
@@ -505,7 +505,7 @@ def preflight(client, url: str, origin: str):
 
 def test_cors_middleware_leaves_hls_preflights_to_the_origin(auth_client, package):
     """Needs CORS_URLS_REGEX = HLS_OUTSIDE_API_CORS in veza/settings/base.py."""
-    url = path_of(file_url(auth_client, package, "64k/seg_00001.m4s"))
+    url = path_of(file_url(auth_client, package, "64k/media.mp4"))
     response = preflight(auth_client, url, "https://player.example")
     assert response.status_code == 204
     assert response["Access-Control-Allow-Origin"] == "*"
@@ -528,7 +528,7 @@ def test_preflight_allows_range_for_allowed_origins(
 ):
     settings.CORS_URLS_REGEX = HLS_OUTSIDE_API_CORS
     settings.HLS_CORS_ALLOWED_ORIGINS = allowed
-    url = path_of(file_url(auth_client, package, "64k/seg_00001.m4s"))
+    url = path_of(file_url(auth_client, package, "64k/media.mp4"))
     response = preflight(auth_client, url, origin)
     assert response.status_code == 204
     assert response["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
@@ -568,7 +568,7 @@ def test_expired_token_is_403(auth_client, package):
     directory = hls_origin_directory(
         content_hash=package.content_hash, expires=expires, shared=False
     )
-    assert_error(auth_client.get(f"{directory}64k/init.mp4"), 403, "invalid_token")
+    assert_error(auth_client.get(f"{directory}64k/media.mp4"), 403, "invalid_token")
 
 
 def another_package(client, song_file, template) -> HlsPackage:
@@ -633,8 +633,8 @@ def test_unready_package_is_404(auth_client, package):
 
 
 def test_listed_file_missing_on_disk_is_404(auth_client, package, settings):
-    url = path_of(file_url(auth_client, package, "64k/seg_00002.m4s"))
-    (Path(settings.MEDIA_ROOT) / package.directory / "64k/seg_00002.m4s").unlink()
+    url = path_of(file_url(auth_client, package, "64k/media.mp4"))
+    (Path(settings.MEDIA_ROOT) / package.directory / "64k/media.mp4").unlink()
     assert_error(auth_client.get(url), 404, "hls_file_not_found")
     assert_error(
         auth_client.get(url, HTTP_RANGE="bytes=0-1"), 404, "hls_file_not_found"
@@ -646,11 +646,11 @@ def test_listed_file_missing_on_disk_is_404(auth_client, package, settings):
 
 def test_accel_redirect_hands_segments_to_nginx(auth_client, package, settings):
     settings.VEZA_ACCEL_REDIRECT_PREFIX = "/_protected"
-    name = "64k/seg_00001.m4s"
+    name = "64k/media.mp4"
     response = auth_client.get(path_of(file_url(auth_client, package, name)))
     assert response.status_code == 200
     assert response["X-Accel-Redirect"] == f"/_protected/{package.directory}{name}"
-    assert response["Content-Type"] == "video/iso.segment"
+    assert response["Content-Type"] == "audio/mp4"
     assert response["Cache-Control"] == settings.CDN_CACHE_CONTROL_SEGMENTS
     assert response["Access-Control-Allow-Origin"] == "*"
     assert response.content == b""
@@ -668,7 +668,7 @@ def auth(client, uri: str):
 
 def test_nginx_auth_allows_a_valid_token_once_per_scope(api_client, package):
     uri = path_of(master_url(api_client, package))
-    for name in ("master.m3u8", "64k/index.m3u8", "256k/seg_00003.m4s"):
+    for name in ("master.m3u8", "64k/index.m3u8", "256k/media.mp4"):
         response = auth(api_client, uri.removesuffix("master.m3u8") + name)
         assert response.status_code == 204, response.content
         assert response["X-Veza-Backend"] == "local"
@@ -737,8 +737,7 @@ def test_bunny_signs_the_package_directory_in_the_path(api_client, package, bunn
     )
     # A player resolves the playlists' relative URIs against it.
     media = urljoin(url, "128k/index.m3u8")
-    for name in ("init.mp4", "seg_00002.m4s"):
-        assert cdn_verify(url=urljoin(media, name))
+    assert cdn_verify(url=urljoin(media, "media.mp4"))
     # The token is scoped to this package's directory.
     other = url.replace(package.content_hash, "f" * 64)
     assert not cdn_verify(url=other)
@@ -784,7 +783,7 @@ def test_cloudfront_sets_signed_cookies_for_the_directory(
         assert not morsel["expires"]
     # The master carries its signature; segments rely on the cookies.
     assert cdn_verify(url=body["master_url"])
-    segment = f"https://cdn.veza.example{directory}64k/seg_00001.m4s"
+    segment = f"https://cdn.veza.example{directory}64k/media.mp4"
     assert not cdn_verify(url=segment)
     assert cdn_verify(url=segment, cookies=cookies)
     assert not cdn_verify(
@@ -846,10 +845,10 @@ def test_origin_serves_packages_on_s3(
     response = auth_client.get(path_of(master), HTTP_ACCEPT_ENCODING="gzip")
     assert response.status_code == 200
     assert gzip.decompress(response.content) == s3_bytes("master.m3u8")
-    name = "128k/seg_00001.m4s"
+    name = "128k/media.mp4"
     segment = auth_client.get(path_of(urljoin(master, name)))
     assert segment.status_code == 200
-    assert segment["Content-Type"] == "video/iso.segment"
+    assert segment["Content-Type"] == "audio/mp4"
     assert body_of(segment) == s3_bytes(name)
     ranged = auth_client.get(path_of(urljoin(master, name)), HTTP_RANGE="bytes=10-19")
     assert ranged.status_code == 206
@@ -876,7 +875,7 @@ def test_a_package_for_a_track_deleted_meanwhile_is_a_404(auth_client, wav_file)
 def test_going_private_revokes_the_hls_urls_handed_out(
     api_client, auth_client, track, package
 ):
-    listener_url = path_of(file_url(api_client, package, "64k/init.mp4"))
+    listener_url = path_of(file_url(api_client, package, "64k/media.mp4"))
     assert api_client.get(listener_url).status_code == 200
     auth_client.patch(
         f"/api/v1/tracks/{track.pk}/", {"visibility": "private"}, format="json"
@@ -884,7 +883,7 @@ def test_going_private_revokes_the_hls_urls_handed_out(
     assert_error(api_client.get(listener_url), 403, "invalid_token")
     # The owner's fresh URL plays; going unlisted revokes the owner's and
     # shares the track again.
-    owner_url = path_of(file_url(auth_client, package, "64k/init.mp4"))
+    owner_url = path_of(file_url(auth_client, package, "64k/media.mp4"))
     assert auth_client.get(owner_url).status_code == 200
     auth_client.patch(
         f"/api/v1/tracks/{track.pk}/", {"visibility": "unlisted"}, format="json"
@@ -896,7 +895,7 @@ def test_going_private_revokes_the_hls_urls_handed_out(
 def test_a_takedown_or_delete_revokes_the_hls_urls_handed_out(
     api_client, auth_client, track, package
 ):
-    url = path_of(file_url(api_client, package, "64k/init.mp4"))
+    url = path_of(file_url(api_client, package, "64k/media.mp4"))
     track_services.track_take_down(track=Track.objects.get(pk=track.pk), reason="DMCA")
     assert_error(api_client.get(url), 451, "track_taken_down")
     Track.objects.get(pk=track.pk).delete()

@@ -61,8 +61,7 @@ def test_every_playback_route_answers_451_after_a_takedown(
         path_of(download),
         path_of(master),
         path_of(media),
-        path_of(urljoin(media, "init.mp4")),
-        path_of(urljoin(media, "seg_00001.m4s")),
+        path_of(urljoin(media, "media.mp4")),
     ]
     for url in origin_files:
         response = auth_client.get(url)
@@ -80,7 +79,7 @@ def test_every_playback_route_answers_451_after_a_takedown(
     assert_taken_down(api_client.get(f"/api/v1/tracks/{track.pk}/hls"))
     for url in origin_files:
         assert_taken_down(auth_client.get(url))
-    segment = path_of(urljoin(media, "seg_00001.m4s"))
+    segment = path_of(urljoin(media, "media.mp4"))
     assert_taken_down(auth_client.get(segment, HTTP_RANGE="bytes=0-9"))
     assert auth_client.head(segment).status_code == 451
     assert_taken_down(

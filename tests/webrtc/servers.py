@@ -19,6 +19,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 @dataclass
 class Daphne:
+    """An app server in a subprocess (daphne, or gunicorn)."""
+
     port: int
     process: subprocess.Popen[bytes]
     log: Path
@@ -49,10 +51,10 @@ def redis_reachable(url: str) -> bool:
         return False
 
 
-def start_daphne(
-    settings, workdir: Path, *, redis_url: str = "", extra: dict[str, str] | None = None
-) -> Daphne:
-    """daphne serving veza.asgi on the test database (and Redis when given)."""
+def _environment(
+    settings, workdir: Path, redis_url: str, extra: dict[str, str] | None
+) -> dict[str, str]:
+    """The environment of an app server on the test database."""
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -71,11 +73,43 @@ def start_daphne(
             **(extra or {}),
         }
     )
+    return environment
+
+
+def start_daphne(
+    settings, workdir: Path, *, redis_url: str = "", extra: dict[str, str] | None = None
+) -> Daphne:
+    """daphne serving veza.asgi on the test database (and Redis when given)."""
+    environment = _environment(settings, workdir, redis_url, extra)
     port = free_port()
     # How `make run` starts daphne (infra/run-dev.sh).
     command = [sys.executable, "-m", "veza.daphne_server", "-b", "127.0.0.1"]
     command += ["-p", str(port), "veza.asgi:application"]
-    log = workdir / f"daphne-{port}.log"
+    return _start(command, environment, port, workdir / f"daphne-{port}.log")
+
+
+def start_gunicorn(
+    settings, workdir: Path, *, workers: int = 2, extra: dict[str, str] | None = None
+) -> Daphne:
+    """gunicorn as production runs it (infra/gunicorn.conf.py, `workers`
+    processes) serving veza.wsgi on the test database."""
+    port = free_port()
+    environment = _environment(
+        settings,
+        workdir,
+        "",
+        {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
+        | (extra or {}),
+    )
+    command = [sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py"]
+    command.append("veza.wsgi")
+    return _start(command, environment, port, workdir / f"gunicorn-{port}.log")
+
+
+def _start(
+    command: list[str], environment: dict[str, str], port: int, log: Path
+) -> Daphne:
+    name = Path(command[2]).name
     with log.open("wb") as out:
         process = subprocess.Popen(
             command,
@@ -87,11 +121,11 @@ def start_daphne(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited: {log.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} exited: {log.read_text()[-3000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return Daphne(port=port, process=process, log=log)
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("daphne did not start in 30 s")
+    raise RuntimeError(f"{name} did not start in 30 s")

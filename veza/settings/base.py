@@ -320,6 +320,10 @@ HLS_PLAYER_FRAME_ANCESTORS: list[str] = env.list(
 HLS_PACKAGE_LEASE_SECONDS = env.int("HLS_PACKAGE_LEASE_SECONDS", default=1800)
 # Wall-clock seconds one package may take to encode; then it fails `timeout`.
 HLS_PACKAGE_MAX_SECONDS = env.int("HLS_PACKAGE_MAX_SECONDS", default=600)
+# Seconds a superseded package (its track has a newer one ready) keeps
+# serving before its files and row are deleted. Never less than the longest
+# URL lifetime plus the playlists' max-age, whatever is set here.
+HLS_SUPERSEDED_GRACE_SECONDS = env.int("HLS_SUPERSEDED_GRACE_SECONDS", default=86400)
 
 # WEBRTC (webrtc/; rules veza.E030-E034 in veza/config.py)
 # ------------------------------------------------------------------------------

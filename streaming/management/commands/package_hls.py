@@ -18,6 +18,7 @@ from streaming.backfill import (
     hls_backfill_plan,
     hls_backfill_track,
 )
+from streaming.services import hls_packages_retire_due
 
 # Without a terminal, queued tracks are reported at most this often (each
 # build is reported as it finishes: it takes seconds anyway).
@@ -29,7 +30,8 @@ class Command(BaseCommand):
         "Package every track without a ready HLS package for the current "
         "settings (newest first; taken-down tracks are skipped), or only "
         "--track ID. Builds in this process, one track at a time, unless "
-        "--queue hands them to the task workers."
+        "--queue hands them to the task workers. Then deletes the packages "
+        "superseded longer than HLS_SUPERSEDED_GRACE_SECONDS ago."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -84,6 +86,10 @@ class Command(BaseCommand):
             progress.close()
         summary = _summary(plan, results, time.monotonic() - started, options)
         summary["interrupted"] = interrupted
+        # Superseded packages whose grace is over go now too (the workers
+        # also retire each one when its time comes).
+        retired = hls_packages_retire_due() if not interrupted else None
+        summary["retired"] = asdict(retired) if retired is not None else None
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
         else:
@@ -227,6 +233,11 @@ def _summary_text(summary: dict[str, Any]) -> str:
             else ""
         )
     )
+    if retired := summary.get("retired"):
+        lines.append(
+            f"  retired: {retired['packages']} superseded package(s) past their "
+            f"grace period, {retired['files']} file(s), {retired['bytes']:,} bytes"
+        )
     for code, count in sorted(summary["failures"].items()):
         lines.append(f"  failed: {code} x{count}")
     for failure in summary["failed_tracks"][:20]:

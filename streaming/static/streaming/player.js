@@ -71,6 +71,10 @@
     duration: function () {
       return duration();
     },
+    // The hls.js instance (null with the browser's own HLS), to switch rungs.
+    hls: function () {
+      return hls;
+    },
   };
   window.vezaPlayer = state;
 
