@@ -152,6 +152,10 @@ def hls_backfill_package(*, track: Track) -> HlsPackage:
             "storage_backend": track.storage_backend,
         },
     )
+    if package.status == PackageStatus.READY and package.superseded_at is not None:
+        # Current again (the settings went back to it) before it was
+        # retired: the request makes it live without building it again.
+        return hls_package_request(track=track)
     return package
 
 

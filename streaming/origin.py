@@ -209,8 +209,10 @@ class _FileRange:
 
     `read` stops at the range's end (ASGI servers, which iterate); `fileno`
     lets a WSGI server's sendfile send from the file's position, which is
-    `first`, exactly Content-Length bytes (gunicorn's does). No `tell`,
-    `seek` or `name`: FileResponse then guesses neither a length nor a type.
+    `first`, exactly Content-Length bytes (gunicorn's does). `seek` is for
+    socket.sendfile's fallback (it seeks to the offset, then reads); not
+    `seekable`, and no `tell` or `name`, so FileResponse guesses neither a
+    length nor a type.
     """
 
     def __init__(self, file: BinaryIO, first: int, last: int) -> None:
@@ -227,6 +229,12 @@ class _FileRange:
 
     def fileno(self) -> int:
         return self._file.fileno()
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
 
     def close(self) -> None:
         self._file.close()

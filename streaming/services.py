@@ -140,10 +140,13 @@ def _hls_package_queue(
             and package.lease_until is not None
             and package.lease_until > timezone.now()
         )
-        # A superseded package (the settings went back to its own) is built
-        # again, which takes it out of retirement.
-        live = package.status == PackageStatus.READY and package.superseded_at is None
-        if not created and not force and (live or busy):
+        ready = package.status == PackageStatus.READY
+        if not created and not force and ready and package.superseded_at is not None:
+            # The settings went back to this package's own while it waited
+            # for retirement: its files are all there, so it is live again
+            # (the row lock keeps a retirement from deleting them meanwhile).
+            return _unsupersede(package)
+        if not created and not force and (ready or busy):
             return package
         if not created:
             if package.status == PackageStatus.READY:
@@ -184,6 +187,12 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
     )
     if force:
         claimable |= Q(status=PackageStatus.READY)
+    # Only this release's packager builds: a row queued for another (by a
+    # process of the previous release) would get this layout under a hash
+    # that names the other; it fails `outdated`, and the backfill builds
+    # the current one.
+    claimable &= Q(settings__packager=PACKAGER_VERSION)
+    _fail_outdated(package_id)
     with transaction.atomic():
         # Read under the lock: a ready package taken for a rebuild leaves
         # the storage tally here, and comes back when it is published again.
@@ -200,6 +209,8 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
             finished_at=None,
             error_code="",
             error="",
+            # Built again, it is no longer on its way out.
+            superseded_at=None,
             attempts=F("attempts") + 1,
         )
         if claimed and prior is not None and prior.status == PackageStatus.READY:
@@ -263,6 +274,7 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
             store_seconds=store_seconds,
             lease_until=None,
             finished_at=timezone.now(),
+            superseded_at=None,
         )
         if published:
             tally_add(
@@ -292,12 +304,43 @@ def hls_package_build(*, package_id: int, force: bool = False) -> HlsPackage | N
 
 def superseded_grace_seconds() -> int:
     """How long a superseded package keeps serving: HLS_SUPERSEDED_GRACE_SECONDS,
-    but never less than a player can hold its URLs (the longest URL lifetime
-    plus the playlists' max-age, which caches may keep past it)."""
-    match = re.search(r"max-age=(\d+)", settings.CDN_CACHE_CONTROL_PLAYLISTS)
-    playlist_age = int(match[1]) if match else 0
-    floor = max(settings.HLS_URL_TTL, settings.CDN_TOKEN_TTL) + playlist_age
+    but never less than a player can hold its URLs: the longest URL
+    lifetime, plus as long as a shared cache may keep a playlist (max-age or
+    s-maxage, and stale-while-revalidate or stale-if-error past it)."""
+    directives = dict(
+        re.findall(r"([a-z-]+)=(\d+)", settings.CDN_CACHE_CONTROL_PLAYLISTS)
+    )
+    fresh = max(int(directives.get(k, 0)) for k in ("max-age", "s-maxage"))
+    stale = max(
+        int(directives.get(k, 0)) for k in ("stale-while-revalidate", "stale-if-error")
+    )
+    floor = max(settings.HLS_URL_TTL, settings.CDN_TOKEN_TTL) + fresh + stale
     return max(int(settings.HLS_SUPERSEDED_GRACE_SECONDS), floor)
+
+
+def _fail_outdated(package_id: int) -> None:
+    outdated = HlsPackage.objects.filter(
+        pk=package_id, status__in=[PackageStatus.PENDING, PackageStatus.FAILED]
+    ).exclude(settings__packager=PACKAGER_VERSION)
+    if outdated.update(
+        status=PackageStatus.FAILED,
+        error_code="outdated",
+        error=f"Made for another packager; this release builds version "
+        f"{PACKAGER_VERSION} (package_hls builds the track's current package).",
+        lease_until=None,
+        finished_at=timezone.now(),
+    ):
+        logger.warning("package %s is for another packager: not built", package_id)
+
+
+def _unsupersede(package: HlsPackage) -> HlsPackage:
+    """A superseded package that is current again: live, and the others of
+    its track superseded in turn (called under the row's lock)."""
+    HlsPackage.objects.filter(pk=package.pk).update(superseded_at=None)
+    package.superseded_at = None
+    _supersede(package)
+    _forget_serving(package.content_hash)
+    return package
 
 
 def _supersede(package: HlsPackage) -> None:
@@ -309,6 +352,9 @@ def _supersede(package: HlsPackage) -> None:
     superseded when the current package is ready.
     """
     now = timezone.now()
+    # The track's row lock: two packages of one track published at once
+    # would each see nothing to supersede, and both stay live.
+    Track.objects.select_for_update().filter(pk=package.track_id).first()
     current = hls_content_hash(
         track=package.track, package_settings=hls_package_settings()
     )
@@ -349,31 +395,49 @@ class Retired:
     packages: int = 0
     files: int = 0
     bytes: int = 0
+    # Due, but their files could not be deleted now: left for the next sweep.
+    failed: int = 0
 
     def __add__(self, other: Retired) -> Retired:
         return Retired(
             self.packages + other.packages,
             self.files + other.files,
             self.bytes + other.bytes,
+            self.failed + other.failed,
         )
 
 
 def hls_package_retire(*, package_id: int, now: datetime | None = None) -> Retired:
     """Delete a package superseded more than the grace period ago, files first.
 
-    The row is locked while its files go, so a rebuild of the same
-    directory waits for it. Files first: if this stops half-way (a crash, the
-    store unavailable, which raises) the row stays, superseded, and the next
-    sweep finishes it; there are never objects without a row.
+    Only while its track has another package ready and live: a track never
+    loses the last package it can play. The row is locked while its files
+    go, so a rebuild of the same directory waits for it. Files first: if
+    this stops half-way (a crash, the store unavailable, which raises) the
+    row stays, superseded, and the next sweep finishes it; there are never
+    objects without a row.
     """
     cutoff = (now or timezone.now()) - timedelta(seconds=superseded_grace_seconds())
     with transaction.atomic():
         package = (
             HlsPackage.objects.select_for_update()
-            .filter(pk=package_id, superseded_at__lte=cutoff)
+            .filter(
+                pk=package_id, status=PackageStatus.READY, superseded_at__lte=cutoff
+            )
             .first()
         )
         if package is None:
+            return Retired()
+        replaced = (
+            HlsPackage.objects.filter(
+                track_id=package.track_id,
+                status=PackageStatus.READY,
+                superseded_at__isnull=True,
+            )
+            .exclude(pk=package.pk)
+            .exists()
+        )
+        if not replaced:
             return Retired()
         keys = [package.directory + name for name in package.files]
         for backend in storage_backends_in_use():
@@ -387,15 +451,35 @@ def hls_package_retire(*, package_id: int, now: datetime | None = None) -> Retir
 
 
 def hls_packages_retire_due(*, now: datetime | None = None) -> Retired:
-    """Retire every package whose grace period is over (the sweep)."""
+    """Retire every package whose grace period is over (the sweep). One that
+    cannot be deleted now (the store unavailable) is counted in `failed`
+    and left, superseded, for the next sweep."""
     cutoff = (now or timezone.now()) - timedelta(seconds=superseded_grace_seconds())
     due = HlsPackage.objects.filter(superseded_at__lte=cutoff).values_list(
         "pk", flat=True
     )
     total = Retired()
     for package_id in list(due.iterator(chunk_size=500)):
-        total += hls_package_retire(package_id=package_id, now=now)
+        try:
+            total += hls_package_retire(package_id=package_id, now=now)
+        except StorageUnavailable:
+            logger.warning(
+                "could not retire package %s: storage unavailable", package_id
+            )
+            total += Retired(failed=1)
     return total
+
+
+def hls_package_retire_due_at(*, package_id: int) -> datetime | None:
+    """When `package_id` may be retired (None: it is not superseded)."""
+    superseded = (
+        HlsPackage.objects.filter(pk=package_id)
+        .values_list("superseded_at", flat=True)
+        .first()
+    )
+    if superseded is None:
+        return None
+    return superseded + timedelta(seconds=superseded_grace_seconds())
 
 
 def _local_source(track: Track, storage: MediaStorage, workdir: Path) -> Path:

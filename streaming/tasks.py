@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.utils import timezone
 from django_tasks import task
 
-from streaming.services import hls_package_build, hls_package_retire
+from mediastore.errors import StorageUnavailable
+from streaming.services import (
+    hls_package_build,
+    hls_package_retire,
+    hls_package_retire_due_at,
+    hls_packages_retire_due,
+)
 
 
 @task()
@@ -22,9 +30,39 @@ def hls_package_task(*, package_id: int, force: bool = False) -> dict[str, Any]:
     }
 
 
+# A retirement the store refused is tried again this much later.
+RETIRE_RETRY_SECONDS = 900
+
+
 @task()
 def hls_package_retire_task(*, package_id: int) -> dict[str, Any]:
     """Delete a superseded package once its grace period is over (enqueued
-    with `run_after` when it is superseded; see `hls_package_retire`)."""
-    retired = hls_package_retire(package_id=package_id)
-    return {"package": package_id, "retired": bool(retired.packages)}
+    with `run_after` when it is superseded; see `hls_package_retire`).
+
+    Not due yet (the grace was raised since): enqueued again for then. The
+    store unavailable: again in RETIRE_RETRY_SECONDS. Then whatever else is
+    due, left by earlier failures or a worker killed mid-task, goes too.
+    """
+    try:
+        retired = hls_package_retire(package_id=package_id)
+    except StorageUnavailable:
+        _retire_later(
+            package_id, timezone.now() + timedelta(seconds=RETIRE_RETRY_SECONDS)
+        )
+        return {"package": package_id, "retired": False, "retry": True}
+    if not retired.packages:
+        due = hls_package_retire_due_at(package_id=package_id)
+        if due is not None and due > timezone.now():
+            _retire_later(package_id, due)
+    swept = hls_packages_retire_due()
+    return {
+        "package": package_id,
+        "retired": bool(retired.packages),
+        "swept": swept.packages,
+    }
+
+
+def _retire_later(package_id: int, when: datetime) -> None:
+    # A backend that cannot defer leaves it to the next sweep.
+    if hls_package_retire_task.get_backend().supports_defer:
+        hls_package_retire_task.using(run_after=when).enqueue(package_id=package_id)

@@ -20,7 +20,8 @@ from django.test import Client
 from streaming.models import HlsPackage, PackageStatus
 from tests.audio import make_song
 from tests.browser.conftest import chromium, requires_chromium
-from tests.streaming.conftest import package_track, song_file  # noqa: F401
+from tests.streaming.conftest import package_track, packaged, song_file  # noqa: F401
+from tests.streaming.test_hls_client import nginx, packaged_on_s3  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
 
@@ -576,3 +577,103 @@ def test_a_paused_autoplay_embed_stays_paused_where_it_was_sent_through_a_new_ur
     assert page.inner_text("#position") == "1:30"
     assert page.get_attribute("#play", "aria-label") == "Play"
     page.close()
+
+
+HLS_JS = (
+    Path(__file__).parents[2] / "streaming/static/streaming/vendor/hls.js/hls.min.js"
+)
+
+# Loads each rung of `url` whole with hls.js, that rung only (ABR off), into
+# a fresh audio element, as fast as it can: every fragment fetched and
+# appended, until hls.js signals the end of the stream.
+LOAD_EVERY_RUNG = """
+async (url) => {
+  const loadRung = (level) => new Promise((resolve) => {
+    const audio = document.createElement('audio');
+    document.body.appendChild(audio);
+    const hls = new Hls({ startLevel: level, maxBufferLength: 600,
+                          maxMaxBufferLength: 600, capLevelToPlayerSize: false });
+    const result = { level, frags: [], errors: [], bufferedEnd: 0, duration: 0 };
+    const finish = () => {
+      const b = audio.buffered;
+      result.bufferedStart = b.length ? b.start(0) : -1;
+      result.bufferedEnd = b.length ? b.end(b.length - 1) : 0;
+      result.ranges = b.length;
+      result.duration = audio.duration;
+      hls.destroy();
+      resolve(result);
+    };
+    hls.on(Hls.Events.MANIFEST_PARSED, () => { hls.currentLevel = level; });
+    hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
+      result.frags.push([data.frag.level, data.frag.sn]);
+    });
+    hls.on(Hls.Events.BUFFER_EOS, finish);
+    hls.on(Hls.Events.ERROR, (_e, data) => {
+      result.errors.push([data.details, data.fatal]);
+      if (data.fatal) finish();
+    });
+    hls.loadSource(url);
+    hls.attachMedia(audio);
+  });
+  const results = [];
+  for (let level = 0; level < 3; level++) results.push(await loadRung(level));
+  return results;
+}
+"""
+
+
+def hls_js_loads_every_rung(live_server, browser, url: str, package) -> None:
+    page = browser.new_page()
+    media = watch_media(page)
+    page.goto(f"{live_server.url}/healthz")
+    page.add_script_tag(content=HLS_JS.read_text())
+    results = page.evaluate(LOAD_EVERY_RUNG, url)
+    page.close()
+    for result, rendition in zip(results, package.renditions, strict=True):
+        assert not [e for e in result["errors"] if e[1]], result["errors"]
+        # Every segment of that rung, and only of it, and the whole track.
+        assert len(result["frags"]) == len(rendition["segments"]), result
+        assert {level for level, _ in result["frags"]} == {result["level"]}
+        assert result["ranges"] == 1
+        assert result["bufferedStart"] <= 0.1
+        assert result["bufferedEnd"] == pytest.approx(result["duration"], abs=0.2)
+    rungs = {url.split("/")[-2] for url, _, _ in media}
+    assert rungs == {r["name"] for r in package.renditions}
+    for fetched, range_header, status in media:
+        assert range_header is not None, f"a whole-file GET of {fetched}"
+        assert status == 206, (fetched, range_header, status)
+
+
+@pytest.mark.parametrize("path", ["s3", "nginx", "cdn"])
+def test_hls_js_loads_every_rung_by_ranges_from_every_serving_path(
+    request, live_server, browser, settings, path
+):
+    """hls.js reads every rung whole, by ranges only, from a package on S3
+    (through the origin), from nginx mode, and through a Bunny edge that
+    checks the directory token and pulls from the bucket."""
+    from tests.cdn.edge import bucket_upstream, run_edge
+    from tests.cdn.test_edge_ranges import configure, edge_for
+    from tests.streaming.test_hls_client import master_url
+
+    if path == "nginx":
+        track, package = request.getfixturevalue("packaged")
+        hls_js_loads_every_rung(
+            live_server,
+            browser,
+            master_url(request.getfixturevalue("nginx"), track.pk),
+            package,
+        )
+        return
+    track, package, s3 = request.getfixturevalue("packaged_on_s3")
+    if path == "s3":
+        url = master_url(live_server.url, track.pk)
+        hls_js_loads_every_rung(live_server, browser, url, package)
+        return
+    s3_server = request.getfixturevalue("s3_server")
+    upstream = bucket_upstream(s3, s3_server)
+    with run_edge(edge_for("bunny-hmac", settings), upstream, cors=True) as edge:
+        configure(settings, "bunny-hmac", edge.base_url)
+        body = Client().get(f"/api/v1/tracks/{track.pk}/hls").json()
+        assert body["source"] == "cdn", body
+        hls_js_loads_every_rung(live_server, browser, body["master_url"], package)
+        assert all(status != 403 for _, _, status in edge.log)

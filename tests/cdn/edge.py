@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 from urllib.parse import unquote
 
 import boto3
@@ -135,11 +135,25 @@ class S3Upstream:
         return origin
 
 
+def bucket_upstream(s3: Any, s3_server: Any) -> S3Upstream:
+    """The test bucket (the `s3` and `s3_server` fixtures) as an origin."""
+    return S3Upstream(
+        endpoint=s3_server.endpoint,
+        bucket=s3.bucket,
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+    )
+
+
 @dataclass
 class Edge:
     base_url: str
     verifier: Verifier
     upstream: Upstream
+    # CORS as a zone configured for web players answers it (Bunny's "Add
+    # CORS headers", a Cloudflare transform rule, a CloudFront response
+    # headers policy): any origin, Range allowed, the lengths exposed.
+    cors: bool = False
     # (method, raw request target, status) of every request, in order.
     log: list[tuple[str, str, int]] = field(default_factory=list)
     # The origin paths the edge fetched.
@@ -178,10 +192,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._serve()
 
+    def do_OPTIONS(self) -> None:
+        edge = cast(_Server, self.server).edge
+        self.send_response(204 if edge.cors else 405)
+        if edge.cors:
+            self._cors_headers()
+            self.send_header("Access-Control-Allow-Methods", "GET, HEAD")
+            self.send_header("Access-Control-Allow-Headers", "Range")
+            self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _cors_headers(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header(
+            "Access-Control-Expose-Headers", "Content-Length, Content-Range"
+        )
+
     def _send(
         self, status: int, headers: Mapping[str, str], body: bytes, length: str | None
     ) -> None:
         self.send_response(status)
+        if cast(_Server, self.server).edge.cors:
+            self._cors_headers()
         for name in RESPONSE_HEADERS:
             if name in headers and name != "Content-Length":
                 self.send_header(name, headers[name])
@@ -220,13 +253,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def run_edge(verifier: Verifier, upstream: Upstream) -> Iterator[Edge]:
+def run_edge(
+    verifier: Verifier, upstream: Upstream, *, cors: bool = False
+) -> Iterator[Edge]:
     """An edge on a free loopback port, serving until the block ends."""
     server = _Server(("127.0.0.1", 0), _Handler)
     edge = Edge(
         base_url=f"http://127.0.0.1:{server.server_address[1]}",
         verifier=verifier,
         upstream=upstream,
+        cors=cors,
     )
     server.edge = edge
     thread = threading.Thread(target=server.serve_forever, daemon=True)

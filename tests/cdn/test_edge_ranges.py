@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cdn.services import SignedDirectory, cdn_signed_directory
-from tests.cdn.edge import Edge, S3Upstream, run_edge
+from tests.cdn.edge import Edge, bucket_upstream, run_edge
 from tests.cdn.test_vectors import BUNNY_EXPIRES, BUNNY_HMAC_URLS, BUNNY_HOST
 from tests.cdn.verifiers import (
     BunnyEdge,
@@ -194,12 +194,7 @@ class Viewer:
 @pytest.fixture(params=PROVIDERS)
 def viewer(request, settings, package, s3, s3_server) -> Iterator[Viewer]:
     provider = request.param
-    upstream = S3Upstream(
-        endpoint=s3_server.endpoint,
-        bucket=s3.bucket,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-    )
+    upstream = bucket_upstream(s3, s3_server)
     with run_edge(edge_for(provider, settings), upstream) as edge:
         configure(settings, provider, edge.base_url)
         signed = cdn_signed_directory(path=package.directory)

@@ -22,7 +22,7 @@ from av.stream import Discard
 from prometheus_client import REGISTRY
 
 from streaming.playback import hls_origin_directory
-from tests.cdn.edge import S3Upstream, run_edge
+from tests.cdn.edge import bucket_upstream, run_edge
 from tests.cdn.test_edge_ranges import configure, edge_for
 from tests.processes import stop_process
 from tests.streaming.conftest import package_track
@@ -454,12 +454,7 @@ def test_every_client_plays_a_package_through_a_signed_cdn_path(
     an edge that checks that token as the provider's would (tests/cdn/edge.py)
     pulls every range from the bucket."""
     track, package, s3 = packaged_on_s3
-    upstream = S3Upstream(
-        endpoint=s3_server.endpoint,
-        bucket=s3.bucket,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-    )
+    upstream = bucket_upstream(s3, s3_server)
     with run_edge(edge_for(provider, settings), upstream) as edge:
         configure(settings, provider, edge.base_url)
         api = f"{live_server.url}/api/v1/tracks/{track.pk}/hls"

@@ -14,16 +14,20 @@ import av
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from django.utils import timezone
 
 from mediastore.backends import LocalMediaStorage
 from mediastore.errors import StorageUnavailable
 from mediastore.tally import tally_read, tally_recount
+from streaming.backfill import hls_backfill_track
 from streaming.models import HlsPackage, PackageStatus
 from streaming.playlists import master_playlist, media_playlist
 from streaming.renditions import Rendition, Segment
 from streaming.services import (
     PACKAGE_TALLY,
+    Retired,
     hls_content_hash,
+    hls_package_build,
     hls_package_request,
     hls_package_settings,
     hls_packages_retire_due,
@@ -84,7 +88,7 @@ def test_a_rebuilt_track_plays_its_old_package_through_the_grace_then_it_goes(
 
     summary = package_hls()
     assert (summary["selected"], summary["ready"]) == (1, 1)
-    assert summary["retired"] == {"packages": 0, "files": 0, "bytes": 0}
+    assert summary["retired"] == {"packages": 0, "files": 0, "bytes": 0, "failed": 0}
     old.refresh_from_db()
     assert old.superseded_at is not None
     new = HlsPackage.objects.get(track=track, superseded_at__isnull=True)
@@ -144,8 +148,7 @@ def test_a_failed_delete_keeps_the_row_and_the_next_sweep_finishes(
         raise StorageUnavailable(details={"backend": "local"})
 
     monkeypatch.setattr(LocalMediaStorage, "remove_many", unavailable)
-    with pytest.raises(StorageUnavailable):
-        hls_packages_retire_due(now=after)
+    assert hls_packages_retire_due(now=after) == Retired(failed=1)
     # Nothing without its row: the row stays, superseded, with its files.
     assert HlsPackage.objects.filter(pk=old.pk, superseded_at__isnull=False).exists()
     monkeypatch.undo()
@@ -305,3 +308,107 @@ def test_a_packager_2_package_plays_until_its_single_file_rebuild_replaces_it(
     report = audit()
     assert report["clean"] is True, report
     assert tally_read(kind=PACKAGE_TALLY)["local"].files == len(new.files)
+
+
+def test_going_back_to_old_settings_through_the_backfill_revives_it(
+    auth_client, old_package
+):
+    track, old = old_package
+    package_hls()
+    with override_settings(HLS_LADDER=OLD_LADDER):
+        # Due again (its package is superseded); made live, not rebuilt.
+        summary = package_hls()
+        assert (summary["selected"], summary["ready"]) == (1, 1)
+        old.refresh_from_db()
+        assert old.superseded_at is None
+        assert old.attempts == 1
+        assert old.content_hash in master(auth_client, track.pk)
+    other = HlsPackage.objects.exclude(pk=old.pk).get(track=track)
+    assert other.superseded_at is not None
+
+
+def test_a_forced_rebuild_of_a_superseded_package_makes_it_live(old_package):
+    track, old = old_package
+    package_hls()
+    with override_settings(HLS_LADDER=OLD_LADDER):
+        result = hls_backfill_track(track_id=track.pk, force=True)
+    assert result.outcome == "ready"
+    old.refresh_from_db()
+    assert old.superseded_at is None
+    assert old.attempts == 2
+    other = HlsPackage.objects.exclude(pk=old.pk).get(track=track)
+    assert other.superseded_at is not None
+    # Exactly one live package, whatever was built last.
+    live = HlsPackage.objects.filter(track=track, superseded_at__isnull=True)
+    assert list(live) == [old]
+
+
+def test_a_track_never_loses_its_last_playable_package(auth_client, old_package):
+    track, old = old_package
+    package_hls()
+    old.refresh_from_db()
+    # The new package is lost (a failed forced rebuild, say): the old one is
+    # the only one that plays, so it is not retired, however late it is.
+    new = HlsPackage.objects.get(track=track, superseded_at__isnull=True)
+    HlsPackage.objects.filter(pk=new.pk).update(
+        status=PackageStatus.FAILED, files={}, error_code="decode_failed"
+    )
+    far = old.superseded_at + timedelta(seconds=superseded_grace_seconds() * 10)
+    assert hls_packages_retire_due(now=far) == Retired()
+    assert HlsPackage.objects.filter(pk=old.pk).exists()
+    assert old.content_hash in master(auth_client, track.pk)
+
+
+def test_a_package_queued_for_another_packager_is_not_built(auth_client, song_file):
+    body = create_track(
+        auth_client, song_file.read_bytes(), name="song.flac", visibility="public"
+    )
+    track = Track.objects.get(pk=body["id"])
+    # Queued by a process of the previous release, taken by this one's worker.
+    outdated = {**hls_package_settings(), "packager": 2}
+    row = HlsPackage.objects.create(
+        track=track,
+        content_hash=hls_content_hash(track=track, package_settings=outdated),
+        settings=outdated,
+    )
+    built = hls_package_build(package_id=row.pk)
+    assert built is not None
+    assert (built.status, built.error_code) == (PackageStatus.FAILED, "outdated")
+    assert built.files == {}
+    # The backfill builds the current one.
+    summary = package_hls()
+    assert (summary["selected"], summary["ready"]) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retirement_the_store_refused_is_tried_again_later(
+    old_package, settings, monkeypatch
+):
+    from django_tasks_db.models import DBTaskResult
+
+    from streaming.tasks import RETIRE_RETRY_SECONDS, hls_package_retire_task
+
+    _track, old = old_package
+    package_hls()
+    old.refresh_from_db()
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    HlsPackage.objects.filter(pk=old.pk).update(
+        superseded_at=old.superseded_at
+        - timedelta(seconds=superseded_grace_seconds() + 1)
+    )
+
+    def unavailable(self, keys):
+        raise StorageUnavailable(details={"backend": "local"})
+
+    monkeypatch.setattr(LocalMediaStorage, "remove_many", unavailable)
+    before = timezone.now()
+    answer = hls_package_retire_task.call(package_id=old.pk)
+    assert answer["retry"] is True
+    [again] = DBTaskResult.objects.filter(task_path__endswith="retire_task")
+    assert again.run_after is not None
+    waited = (again.run_after - before).total_seconds()
+    assert RETIRE_RETRY_SECONDS - 5 < waited < RETIRE_RETRY_SECONDS + 60
+    assert HlsPackage.objects.filter(pk=old.pk).exists()
+    monkeypatch.undo()
+    assert hls_package_retire_task.call(package_id=old.pk)["retired"] is True
+    assert not HlsPackage.objects.filter(pk=old.pk).exists()

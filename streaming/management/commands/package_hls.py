@@ -237,6 +237,12 @@ def _summary_text(summary: dict[str, Any]) -> str:
         lines.append(
             f"  retired: {retired['packages']} superseded package(s) past their "
             f"grace period, {retired['files']} file(s), {retired['bytes']:,} bytes"
+            + (
+                f"; {retired['failed']} could not be deleted now (storage "
+                "unavailable), left for the next run"
+                if retired["failed"]
+                else ""
+            )
         )
     for code, count in sorted(summary["failures"].items()):
         lines.append(f"  failed: {code} x{count}")
