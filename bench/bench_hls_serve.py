@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
@@ -398,6 +399,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         token = harness.migrate_and_make_user(env)["token"]
         started = time.perf_counter()
         package = make_package(env, token, media, tmp, args.seconds)
+        # Every load: the same generator settings and the segment's Range.
+        load = functools.partial(
+            wrk,
+            threads=args.threads,
+            connections=args.connections,
+            range_header=package.range_header,
+        )
         print(
             f"Packaged {args.seconds} s in {time.perf_counter() - started:.1f} s; "
             f"segment {RUNG}/{package.file.name} {package.range_header or '(whole)'}: "
@@ -438,23 +446,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 raise RuntimeError(f"nginx mode answered {status} to a forged token")
             print(f"  checked (c): a forged token gets {status}")
             for url in (static_url, mode_url):
-                wrk(
-                    url,
-                    threads=args.threads,
-                    connections=args.connections,
-                    duration=2,
-                    range_header=package.range_header,
-                )
+                load(url, duration=2)
             for _ in range(args.repeats):
                 for label, url in ((STATIC, static_url), (mode_label, mode_url)):
                     before = len(logged_requests(access_log))
-                    r = wrk(
-                        url,
-                        threads=args.threads,
-                        connections=args.connections,
-                        duration=args.duration,
-                        range_header=package.range_header,
-                    )
+                    r = load(url, duration=args.duration)
                     results.setdefault(label, []).append(r)
                     extra = ""
                     if label == mode_label:
@@ -480,20 +476,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             ) as server:
                 url = server.url + package.origin_path
                 verify(url, package)
-                wrk(
-                    url,
-                    threads=args.threads,
-                    connections=args.connections,
-                    duration=1,
-                    range_header=package.range_header,
-                )
-                probe = wrk(
-                    url,
-                    threads=args.threads,
-                    connections=args.connections,
-                    duration=args.probe,
-                    range_header=package.range_header,
-                )
+                load(url, duration=1)
+                probe = load(url, duration=args.probe)
             print(
                 f"  probe {worker_class} x{workers}"
                 f"{f' x{threads} threads' if threads > 1 else ''}: "

@@ -372,20 +372,10 @@ def _supersede(package: HlsPackage) -> None:
     if not ids:
         return
     HlsPackage.objects.filter(pk__in=ids).update(superseded_at=now)
+    from streaming.tasks import hls_package_retire_later
+
     when = now + timedelta(seconds=superseded_grace_seconds())
-    transaction.on_commit(lambda: _schedule_retirement(ids, when))
-
-
-def _schedule_retirement(package_ids: list[int], when: datetime) -> None:
-    from streaming.tasks import hls_package_retire_task
-
-    # A backend that cannot defer (the immediate one of the tests) leaves
-    # them to the sweep (`package_hls`, hls_packages_retire_due).
-    if not hls_package_retire_task.get_backend().supports_defer:
-        return
-    deferred = hls_package_retire_task.using(run_after=when)
-    for package_id in package_ids:
-        deferred.enqueue(package_id=package_id)
+    transaction.on_commit(lambda: hls_package_retire_later(package_ids=ids, when=when))
 
 
 @dataclass(frozen=True)
@@ -419,8 +409,10 @@ def hls_package_retire(*, package_id: int, now: datetime | None = None) -> Retir
     """
     cutoff = (now or timezone.now()) - timedelta(seconds=superseded_grace_seconds())
     with transaction.atomic():
+        # skip_locked: a rebuild of it (or another sweep) holds it; the
+        # next sweep sees it again.
         package = (
-            HlsPackage.objects.select_for_update()
+            HlsPackage.objects.select_for_update(skip_locked=True)
             .filter(
                 pk=package_id, status=PackageStatus.READY, superseded_at__lte=cutoff
             )
@@ -450,14 +442,22 @@ def hls_package_retire(*, package_id: int, now: datetime | None = None) -> Retir
     return Retired(1, len(keys), package.total_bytes)
 
 
-def hls_packages_retire_due(*, now: datetime | None = None) -> Retired:
-    """Retire every package whose grace period is over (the sweep). One that
-    cannot be deleted now (the store unavailable) is counted in `failed`
-    and left, superseded, for the next sweep."""
+def hls_packages_retire_due(
+    *, now: datetime | None = None, limit: int | None = None
+) -> Retired:
+    """Retire the packages whose grace period is over, longest overdue
+    first, at most `limit` (the sweep; the partial index on superseded_at
+    reads only superseded rows). One that cannot be deleted now (the store
+    unavailable) is counted in `failed` and left, superseded, for the next
+    sweep."""
     cutoff = (now or timezone.now()) - timedelta(seconds=superseded_grace_seconds())
-    due = HlsPackage.objects.filter(superseded_at__lte=cutoff).values_list(
-        "pk", flat=True
+    due = (
+        HlsPackage.objects.filter(superseded_at__lte=cutoff)
+        .order_by("superseded_at")
+        .values_list("pk", flat=True)
     )
+    if limit is not None:
+        due = due[:limit]
     total = Retired()
     for package_id in list(due.iterator(chunk_size=500)):
         try:
